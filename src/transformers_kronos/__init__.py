@@ -1,0 +1,45 @@
+# Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
+"""Kronos, the foundation model for financial candlesticks, as native transformers models."""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_kronos import KronosConfig, KronosTokenizerConfig
+from .modeling_kronos import (
+    KronosCache,
+    KronosForTokenPrediction,
+    KronosOutput,
+    KronosPreTrainedModel,
+    KronosTokenizerModel,
+    KronosTokenizerOutput,
+    config_from_upstream,
+    filter_logits,
+    sample_tokens,
+)
+
+__version__ = "0.1.0"
+
+
+def _register():
+    for config_cls, model_cls in ((KronosConfig, KronosForTokenPrediction), (KronosTokenizerConfig, KronosTokenizerModel)):
+        AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
+        AutoModel.register(config_cls, model_cls, exist_ok=True)
+        # save_pretrained then writes `auto_map` and copies the code, so checkpoints also load as remote code
+        config_cls.register_for_auto_class()
+        model_cls.register_for_auto_class("AutoModel")
+
+
+_register()
+
+__all__ = [
+    "KronosCache",
+    "KronosConfig",
+    "KronosForTokenPrediction",
+    "KronosOutput",
+    "KronosPreTrainedModel",
+    "KronosTokenizerConfig",
+    "KronosTokenizerModel",
+    "KronosTokenizerOutput",
+    "config_from_upstream",
+    "filter_logits",
+    "sample_tokens",
+]

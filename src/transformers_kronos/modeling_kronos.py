@@ -1,0 +1,1320 @@
+# Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
+"""PyTorch Kronos: the K-line tokenizer and the autoregressive predictor as transformers models.
+
+Kronos (Shi et al., AAAI 2026; upstream shiyu-coder/Kronos, MIT) forecasts financial candlesticks. A tokenizer
+turns each normalised candle into a coarse token ``s1`` and a fine token ``s2`` with a Binary Spherical Quantizer,
+and a decoder-only predictor generates ``s1`` and then ``s2`` given ``s1``, candle after candle.
+
+Submodules carry upstream's attribute names, so upstream state dicts load without renaming. Where upstream
+behaviour is a bug rather than something the published weights depend on, this file fixes it; each such place
+says so, and docs/architecture.md lists them all.
+
+This file imports only ``torch``, ``transformers`` and its sibling configuration, so it can run as remote code.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .configuration_kronos import KronosConfig, KronosTokenizerConfig
+
+# Sizes of the calendar tables, in the order of the stamp features: minute, hour, weekday, day, month.
+STAMP_FIELDS = ("minute", "hour", "weekday", "day", "month")
+STAMP_SIZES = (60, 24, 7, 32, 13)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class KronosOutput(ModelOutput):
+    """
+    Output of [`KronosForTokenPrediction.forward`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*):
+            `(ce_s1 + ce_s2) / 2`, returned when `s1_labels` and `s2_labels` are given.
+        s1_logits (`torch.FloatTensor` of shape `(batch, seq_len, 2**s1_bits)`):
+            Logits of the next coarse token.
+        s2_logits (`torch.FloatTensor` of shape `(batch, seq_len, 2**s2_bits)`):
+            Logits of the next fine token, conditioned on an s1 token (the label, a teacher-forced target, or a
+            sample from `s1_logits`; see [`KronosConfig.s2_conditioning`]).
+        s1_loss (`torch.FloatTensor` of shape `()`, *optional*): Cross-entropy of the s1 head.
+        s2_loss (`torch.FloatTensor` of shape `()`, *optional*): Cross-entropy of the s2 head.
+        context (`torch.FloatTensor` of shape `(batch, seq_len, d_model)`):
+            Final normalised hidden states, the context that `decode_s2` attends to.
+    """
+
+    loss: torch.FloatTensor | None = None
+    s1_logits: torch.FloatTensor | None = None
+    s2_logits: torch.FloatTensor | None = None
+    s1_loss: torch.FloatTensor | None = None
+    s2_loss: torch.FloatTensor | None = None
+    context: torch.FloatTensor | None = None
+
+
+@dataclass
+class KronosTokenizerOutput(ModelOutput):
+    """
+    Output of [`KronosTokenizerModel.forward`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`):
+            Upstream's tokenizer training loss, `(mse(coarse_reconstruction, x) + mse(reconstruction, x) + bsq_loss) / 2`.
+        reconstruction (`torch.FloatTensor` of shape `(batch, seq_len, d_in)`): Decoded from the full code.
+        coarse_reconstruction (`torch.FloatTensor` of shape `(batch, seq_len, d_in)`): Decoded from the s1 bits only.
+        bsq_loss (`torch.FloatTensor` of shape `()`): Commitment plus entropy penalty of the quantizer.
+        quantized (`torch.FloatTensor` of shape `(batch, seq_len, s1_bits + s2_bits)`): Codes, `±1/sqrt(codebook_dim)`.
+        indices (`torch.LongTensor` of shape `(batch, seq_len)`): Full token ids (s1 in the low bits).
+    """
+
+    loss: torch.FloatTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
+    coarse_reconstruction: torch.FloatTensor | None = None
+    bsq_loss: torch.FloatTensor | None = None
+    quantized: torch.FloatTensor | None = None
+    indices: torch.LongTensor | None = None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Key/value cache
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class KronosCache:
+    """
+    Key/value cache for incremental decoding with [`KronosForTokenPrediction`].
+
+    It holds one entry per transformer block plus one for the dependency-aware layer (its keys and values are
+    projections of the final context, which never changes for past positions because the backbone is causal).
+    Storage is preallocated for `max_length` positions, so a decoding step writes in place instead of
+    concatenating. With `rolling=True`, a full cache drops its oldest position on every append: this is the
+    approximate sliding-window mode (see [`KronosForTokenPrediction.generate_tokens`]).
+
+    Args:
+        max_length (`int`): Positions the cache can hold.
+        rolling (`bool`, defaults to `False`): Drop the oldest positions instead of failing when full.
+    """
+
+    def __init__(self, max_length, rolling=False):
+        if max_length < 1:
+            raise ValueError(f"`max_length` must be positive, got {max_length}")
+        self.max_length = int(max_length)
+        self.rolling = rolling
+        self.keys = {}
+        self.values = {}
+        self.length = 0  # positions currently stored
+        self.position_offset = 0  # rotary position of the next token (keeps growing when rolling)
+
+    def get_seq_length(self):
+        return self.length
+
+    def update(self, layer_idx, key, value):
+        """Store `key`/`value` of shape `(batch, heads, new, head_dim)` and return everything cached for the layer."""
+        new = key.shape[-2]
+        if layer_idx not in self.keys:
+            shape = (*key.shape[:-2], self.max_length, key.shape[-1])
+            self.keys[layer_idx] = key.new_empty(shape)
+            self.values[layer_idx] = value.new_empty(shape)
+        k_buf, v_buf = self.keys[layer_idx], self.values[layer_idx]
+        start = self.length
+        if start + new > self.max_length:
+            if not self.rolling:
+                raise ValueError(
+                    f"KronosCache is full ({self.length} + {new} > {self.max_length}); re-encode the window or use "
+                    "rolling=True"
+                )
+            drop = start + new - self.max_length
+            if drop >= self.max_length:
+                k_buf.copy_(key[..., -self.max_length :, :])
+                v_buf.copy_(value[..., -self.max_length :, :])
+                return k_buf, v_buf
+            k_buf[..., : start - drop, :] = k_buf[..., drop:start, :].clone()
+            v_buf[..., : start - drop, :] = v_buf[..., drop:start, :].clone()
+            start -= drop
+        k_buf[..., start : start + new, :] = key
+        v_buf[..., start : start + new, :] = value
+        return k_buf[..., : start + new, :], v_buf[..., : start + new, :]
+
+    def read(self, layer_idx):
+        """Everything committed for a layer: `(keys, values)`, each `(batch, heads, length, head_dim)`."""
+        return self.keys[layer_idx][..., : self.length, :], self.values[layer_idx][..., : self.length, :]
+
+    def advance(self, new):
+        """Commit `new` positions written by the last forward pass (once per pass, after every layer wrote them)."""
+        self.length = min(self.length + new, self.max_length)
+        self.position_offset += new
+
+    def repeat_interleave(self, repeats):
+        """Repeat every batch row `repeats` times, so one encoded prompt serves several sample paths."""
+        for store in (self.keys, self.values):
+            for idx, buf in store.items():
+                store[idx] = buf.repeat_interleave(repeats, dim=0)
+        return self
+
+    def to(self, device):
+        for store in (self.keys, self.values):
+            for idx, buf in store.items():
+                store[idx] = buf.to(device)
+        return self
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Building blocks
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class KronosRMSNorm(nn.Module):
+    """Root-mean-square norm, computed in float32 and cast back before the weight (as upstream)."""
+
+    def __init__(self, dim, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, hidden_states):
+        x = hidden_states.float()
+        x = x * torch.rsqrt(torch.mean(x * x, dim=-1, keepdim=True) + self.eps)
+        return x.type_as(hidden_states) * self.weight
+
+
+class KronosFeedForward(nn.Module):
+    """SwiGLU feed-forward block: `w2(silu(w1 x) * w3 x)`, then dropout."""
+
+    def __init__(self, d_model, ff_dim, ffn_dropout_p=0.0):
+        super().__init__()
+        self.w1 = nn.Linear(d_model, ff_dim, bias=False)
+        self.w3 = nn.Linear(d_model, ff_dim, bias=False)
+        self.w2 = nn.Linear(ff_dim, d_model, bias=False)
+        self.ffn_dropout = nn.Dropout(ffn_dropout_p)
+
+    def forward(self, hidden_states):
+        return self.ffn_dropout(self.w2(F.silu(self.w1(hidden_states)) * self.w3(hidden_states)))
+
+
+class KronosRotaryEmbedding(nn.Module):
+    """
+    Rotary position embedding over one head of size `dim` (rotate-half convention).
+
+    `inv_freq` is a non-persistent float32 buffer: upstream saves it in its checkpoints, but a copy loaded in
+    bfloat16 would shift every angle, so it is always rebuilt in float32 (`_init_weights`) and the saved copy is
+    ignored on load.
+    """
+
+    def __init__(self, dim, theta=10000.0):
+        super().__init__()
+        self.dim = dim
+        self.theta = theta
+        self.register_buffer("inv_freq", self.compute_inv_freq(dim, theta), persistent=False)
+
+    @staticmethod
+    def compute_inv_freq(dim, theta=10000.0, device=None):
+        return 1.0 / (theta ** (torch.arange(0, dim, 2, device=device).float() / dim))
+
+    def forward(self, position_ids, dtype):
+        """`position_ids`: `(seq_len,)` → `cos`, `sin` of shape `(1, 1, seq_len, dim)` in `dtype`."""
+        inv_freq = self.inv_freq
+        if inv_freq.dtype != torch.float32 or inv_freq.device != position_ids.device:
+            inv_freq = self.compute_inv_freq(self.dim, self.theta, position_ids.device)
+        freqs = torch.outer(position_ids.float(), inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos()[None, None].to(dtype), emb.sin()[None, None].to(dtype)
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary(x, cos, sin):
+    return (x * cos) + (rotate_half(x) * sin)
+
+
+def eager_attention(query, key, value, attn_mask, is_causal, dropout_p, training):
+    """Matmul-softmax attention with the semantics of `F.scaled_dot_product_attention` (bool mask: True = keep)."""
+    scale = 1.0 / math.sqrt(query.shape[-1])
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scale
+    if is_causal:  # top-left aligned, as the fused kernels do
+        q_len, k_len = query.shape[-2], key.shape[-2]
+        causal = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    probs = torch.softmax(scores.float(), dim=-1).to(query.dtype)
+    probs = F.dropout(probs, p=dropout_p, training=training)
+    return torch.matmul(probs, value)
+
+
+def attend(config, query, key, value, attn_mask, is_causal, dropout_p, training):
+    """Dispatch on `config._attn_implementation`: "sdpa" (the default) or "eager"; both give the same numbers."""
+    dropout_p = dropout_p if training else 0.0
+    if getattr(config, "_attn_implementation", None) == "eager":
+        return eager_attention(query, key, value, attn_mask, is_causal, dropout_p, training)
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
+
+
+def build_attention_mask(attention_mask, q_len, k_len, causal, top_left=False):
+    """
+    Turn a transformers-style padding mask into what the attention kernels take.
+
+    Args:
+        attention_mask (`torch.Tensor` of shape `(batch, k_len)` or `None`): 1 for real positions, 0 for padding,
+            covering cached and new positions.
+        q_len (`int`): Query positions. They are the last `q_len` key positions (a cache before them), or with
+            `top_left=True` the first ones (upstream's dependency layer, whose causal mask is the fused kernels'
+            top-left aligned one even when a single query faces the whole context).
+        causal (`bool`): Whether a query may only see keys up to its own position.
+
+    Returns:
+        `(mask, is_causal)`: a boolean mask `(batch or 1, 1, q_len, k_len)` (True = attend) or `None`, and whether the
+        kernel should apply its own causal mask. A query always sees its own position, so the rows of padding
+        positions are never fully masked (which would give NaN).
+    """
+    if attention_mask is None:
+        if not causal or (q_len == 1 and not top_left):
+            return None, False
+        if q_len == k_len:
+            return None, True
+    device = attention_mask.device if attention_mask is not None else None
+    offset = 0 if top_left else k_len - q_len
+    q_pos = torch.arange(q_len, device=device) + offset
+    k_pos = torch.arange(k_len, device=device)
+    if causal:
+        mask = k_pos[None, :] <= q_pos[:, None]
+    else:
+        mask = torch.ones(q_len, k_len, dtype=torch.bool, device=device)
+    mask = mask[None, None]
+    if attention_mask is not None:
+        keep = attention_mask.to(device=device, dtype=torch.bool)[:, None, None, :]
+        mask = (mask & keep) | (k_pos[None, :] == q_pos[:, None])[None, None]
+    return mask, False
+
+
+class KronosAttention(nn.Module):
+    """Causal multi-head self-attention with rotary embeddings (upstream `MultiHeadAttentionWithRoPE`)."""
+
+    def __init__(self, config, d_model, n_heads, attn_dropout_p=0.0, resid_dropout_p=0.0, layer_idx=None):
+        super().__init__()
+        self.config = config
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.layer_idx = layer_idx
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.rotary = KronosRotaryEmbedding(self.head_dim, getattr(config, "rope_theta", 10000.0))
+        self.attn_dropout_p = attn_dropout_p
+        self.resid_dropout = nn.Dropout(resid_dropout_p)
+
+    def _split(self, x):
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, hidden_states, position_ids, attention_mask=None, cache=None):
+        """
+        Args:
+            hidden_states (`torch.Tensor` of shape `(batch, seq_len, d_model)`): New positions.
+            position_ids (`torch.LongTensor` of shape `(seq_len,)`): Rotary positions of the new positions.
+            attention_mask (`torch.Tensor` of shape `(batch, past + seq_len)`, *optional*): 1 = real, 0 = padding.
+            cache (`KronosCache`, *optional*): Past keys and values, updated in place.
+        """
+        batch, q_len, _ = hidden_states.shape
+        query = self._split(self.q_proj(hidden_states))
+        key = self._split(self.k_proj(hidden_states))
+        value = self._split(self.v_proj(hidden_states))
+        cos, sin = self.rotary(position_ids, query.dtype)
+        query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
+        if cache is not None:
+            key, value = cache.update(self.layer_idx, key, value)
+        mask, is_causal = build_attention_mask(attention_mask, q_len, key.shape[-2], causal=True)
+        out = attend(self.config, query, key, value, mask, is_causal, self.attn_dropout_p, self.training)
+        out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)
+        return self.resid_dropout(self.out_proj(out))
+
+
+class KronosCrossAttention(nn.Module):
+    """
+    Cross-attention of the dependency-aware layer (upstream `MultiHeadCrossAttentionWithRoPE`): the s1 embedding
+    queries the backbone context.
+
+    Two upstream behaviours that the published weights were trained with are kept exactly:
+    the rotary table is built for the *query* length and applied to queries and keys alike, so with a single query
+    (autoregressive decoding) neither is rotated; and the attention is causal only in training mode.
+    """
+
+    def __init__(self, config, d_model, n_heads, attn_dropout_p=0.0, resid_dropout_p=0.0, layer_idx=None):
+        super().__init__()
+        self.config = config
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.layer_idx = layer_idx
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.rotary = KronosRotaryEmbedding(self.head_dim, getattr(config, "rope_theta", 10000.0))
+        self.attn_dropout_p = attn_dropout_p
+        self.resid_dropout = nn.Dropout(resid_dropout_p)
+
+    def _split(self, x):
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def project_kv(self, context):
+        """Keys and values of context positions `(batch, len, d_model)` → two `(batch, heads, len, head_dim)`."""
+        return self._split(self.k_proj(context)), self._split(self.v_proj(context))
+
+    def forward(self, query, key_value=None, attention_mask=None, kv=None):
+        """
+        Args:
+            query (`torch.Tensor` of shape `(batch, q_len, d_model)`): Embeddings of the conditioning s1 tokens.
+            key_value (`torch.Tensor` of shape `(batch, k_len, d_model)`): The context.
+            attention_mask (`torch.Tensor` of shape `(batch, k_len)`, *optional*): 1 = real, 0 = padding.
+            kv (`tuple`, *optional*): Precomputed `project_kv(context)` (cached), used instead of `key_value`.
+        """
+        batch, q_len, _ = query.shape
+        q = self._split(self.q_proj(query))
+        k, v = kv if kv is not None else self.project_kv(key_value)
+        k_len = k.shape[-2]
+        if q_len > 1:
+            if q_len != k_len:
+                raise ValueError(f"dependency layer: {q_len} queries for {k_len} context positions")
+            cos, sin = self.rotary(torch.arange(q_len, device=q.device), q.dtype)
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        # a single query gets the rotary table of length 1 (position 0, the identity), and so do all keys
+        mask, is_causal = build_attention_mask(attention_mask, q_len, k_len, causal=self.training, top_left=True)
+        out = attend(self.config, q, k, v, mask, is_causal, self.attn_dropout_p, self.training)
+        out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)
+        return self.resid_dropout(self.out_proj(out))
+
+
+class KronosDependencyAwareLayer(nn.Module):
+    """Conditions the context on an s1 token: `norm(context + cross_attn(query=emb_s1(s1), key=value=context))`."""
+
+    def __init__(self, config, d_model, n_heads=4, attn_dropout_p=0.0, resid_dropout_p=0.0, eps=1e-5, layer_idx=None):
+        super().__init__()
+        self.cross_attn = KronosCrossAttention(config, d_model, n_heads, attn_dropout_p, resid_dropout_p, layer_idx)
+        self.norm = KronosRMSNorm(d_model, eps)
+
+    def forward(self, hidden_states, sibling_embed, attention_mask=None):
+        """`hidden_states` `(batch, seq_len, d)`, `sibling_embed` `(batch, 1 or seq_len, d)` → `(batch, seq_len, d)`."""
+        attn_out = self.cross_attn(sibling_embed, hidden_states, attention_mask=attention_mask)
+        return self.norm(hidden_states + attn_out)
+
+
+class KronosTransformerBlock(GradientCheckpointingLayer):
+    """Pre-norm transformer block: RMSNorm → causal RoPE attention → residual → RMSNorm → SwiGLU → residual."""
+
+    def __init__(self, config, d_model, n_heads, ff_dim, ffn_dropout_p=0.0, attn_dropout_p=0.0, resid_dropout_p=0.0, layer_idx=None):
+        super().__init__()
+        eps = getattr(config, "rms_norm_eps", 1e-5)
+        self.norm1 = KronosRMSNorm(d_model, eps)
+        self.self_attn = KronosAttention(config, d_model, n_heads, attn_dropout_p, resid_dropout_p, layer_idx)
+        self.norm2 = KronosRMSNorm(d_model, eps)
+        self.ffn = KronosFeedForward(d_model, ff_dim, ffn_dropout_p)
+
+    def forward(self, hidden_states, position_ids, attention_mask=None, cache=None):
+        hidden_states = hidden_states + self.self_attn(self.norm1(hidden_states), position_ids, attention_mask, cache=cache)
+        return hidden_states + self.ffn(self.norm2(hidden_states))
+
+
+class KronosHierarchicalEmbedding(nn.Module):
+    """Embeds an (s1, s2) token pair: `fusion_proj([emb_s1(s1) * sqrt(d), emb_s2(s2) * sqrt(d)])`."""
+
+    def __init__(self, s1_bits, s2_bits, d_model):
+        super().__init__()
+        self.s1_bits = s1_bits
+        self.s2_bits = s2_bits
+        self.d_model = d_model
+        self.emb_s1 = nn.Embedding(2**s1_bits, d_model)
+        self.emb_s2 = nn.Embedding(2**s2_bits, d_model)
+        self.fusion_proj = nn.Linear(2 * d_model, d_model)
+
+    def split_token(self, token_ids):
+        """Split composite ids (`s1 << s2_bits | s2`) into `(s1_ids, s2_ids)`."""
+        token_ids = token_ids.long()
+        return token_ids >> self.s2_bits, token_ids & ((1 << self.s2_bits) - 1)
+
+    def forward(self, s1_ids, s2_ids):
+        scale = math.sqrt(self.d_model)
+        return self.fusion_proj(torch.cat([self.emb_s1(s1_ids) * scale, self.emb_s2(s2_ids) * scale], dim=-1))
+
+
+class KronosFixedEmbedding(nn.Module):
+    """A frozen sinusoidal table (used for calendar features when `learn_te=False`)."""
+
+    def __init__(self, num_embeddings, d_model):
+        super().__init__()
+        self.emb = nn.Embedding(num_embeddings, d_model)
+        self.emb.weight.requires_grad_(False)
+
+    @staticmethod
+    def sinusoid_table(num_embeddings, d_model):
+        position = torch.arange(num_embeddings, dtype=torch.float32)[:, None]
+        div_term = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * -(math.log(10000.0) / d_model))
+        table = torch.zeros(num_embeddings, d_model)
+        table[:, 0::2] = torch.sin(position * div_term)
+        table[:, 1::2] = torch.cos(position * div_term)
+        return table
+
+    def forward(self, x):
+        return self.emb(x).detach()
+
+
+class KronosTemporalEmbedding(nn.Module):
+    """Sum of minute, hour, weekday, day-of-month and month embeddings of each candle's timestamp."""
+
+    def __init__(self, d_model, learn_te=True):
+        super().__init__()
+        embed = nn.Embedding if learn_te else KronosFixedEmbedding
+        self.minute_embed = embed(60, d_model)
+        self.hour_embed = embed(24, d_model)
+        self.weekday_embed = embed(7, d_model)
+        self.day_embed = embed(32, d_model)
+        self.month_embed = embed(13, d_model)
+
+    def forward(self, stamp):
+        """`stamp`: `(batch, seq_len, 5)` calendar features (minute, hour, weekday, day, month), any numeric dtype."""
+        stamp = stamp.long()
+        return (
+            self.hour_embed(stamp[:, :, 1])
+            + self.weekday_embed(stamp[:, :, 2])
+            + self.day_embed(stamp[:, :, 3])
+            + self.month_embed(stamp[:, :, 4])
+            + self.minute_embed(stamp[:, :, 0])
+        )
+
+
+class KronosDualHead(nn.Module):
+    """The s1 projection (`forward`) and the s2 projection of the s1-conditioned context (`cond_forward`)."""
+
+    def __init__(self, s1_bits, s2_bits, d_model):
+        super().__init__()
+        self.vocab_s1 = 2**s1_bits
+        self.vocab_s2 = 2**s2_bits
+        self.proj_s1 = nn.Linear(d_model, self.vocab_s1)
+        self.proj_s2 = nn.Linear(d_model, self.vocab_s2)
+
+    def forward(self, hidden_states):
+        return self.proj_s1(hidden_states)
+
+    def cond_forward(self, hidden_states):
+        return self.proj_s2(hidden_states)
+
+
+class KronosBinarySphericalQuantizer(nn.Module):
+    """
+    Binary Spherical Quantizer (Zhao et al., 2024) in the configuration Kronos uses: sign quantisation of an
+    L2-normalised code with a straight-through gradient, a commitment loss and a soft entropy penalty.
+    """
+
+    def __init__(self, embed_dim, beta, gamma0, gamma, zeta, group_size):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.beta = beta
+        self.gamma0 = gamma0
+        self.gamma = gamma
+        self.zeta = zeta
+        self.group_size = group_size
+        self.num_groups = embed_dim // group_size
+        # upstream persists these two integer tables in its checkpoints; keep them so its state dicts load as they are
+        self.register_buffer("basis", 2 ** torch.arange(embed_dim - 1, -1, -1))
+        self.register_buffer("group_basis", 2 ** torch.arange(group_size - 1, -1, -1))
+
+    def quantize(self, z):
+        zhat = torch.where(z > 0, torch.ones_like(z), -torch.ones_like(z))
+        return z + (zhat - z).detach()
+
+    def forward(self, z, collect_metrics=True):
+        """`z`: unit-norm codes `(..., embed_dim)` → `(quantized, loss)`; the loss is 0 without metrics."""
+        zq = self.quantize(z) * (1.0 / self.embed_dim**0.5)
+        if not collect_metrics:
+            return zq, zq.new_zeros(())
+        persample_entropy, codebook_entropy = self.soft_entropy(z)
+        entropy_penalty = self.gamma0 * persample_entropy - self.gamma * codebook_entropy
+        commit_loss = self.beta * torch.mean(((zq.detach() - z) ** 2).sum(dim=-1))
+        return zq, commit_loss + self.zeta * entropy_penalty
+
+    def soft_entropy(self, z):
+        """
+        Per-sample and codebook entropy of the soft bit assignments `p(bit) = sigmoid(±4 z / sqrt(D))`.
+
+        Upstream also computes grouped sub-code probabilities, then overwrites them with these per-bit ones before
+        averaging, so its "codebook" entropy is the entropy of each bit's batch-average marginal, summed over
+        bits. That is what the published tokenizers were trained with, so it is what this computes.
+        """
+        p = torch.sigmoid(-4 * z / self.embed_dim**0.5)
+        bit_prob = torch.stack([p, 1 - p], dim=-1)
+        persample = -(bit_prob * torch.log(bit_prob + 1e-8)).sum(dim=-1).sum(dim=-1).mean()
+        avg_prob = bit_prob.reshape(-1, self.embed_dim, 2).mean(dim=0)
+        codebook_entropy = -(avg_prob * torch.log(avg_prob + 1e-8)).sum(dim=-1).sum()
+        return persample, codebook_entropy
+
+
+class KronosBSQuantizer(nn.Module):
+    """Normalises the pre-quantisation code and splits the binary code into s1 (low) and s2 (high) token ids."""
+
+    def __init__(self, s1_bits, s2_bits, beta, gamma0, gamma, zeta, group_size):
+        super().__init__()
+        self.s1_bits = s1_bits
+        self.s2_bits = s2_bits
+        self.codebook_dim = s1_bits + s2_bits
+        self.bsq = KronosBinarySphericalQuantizer(self.codebook_dim, beta, gamma0, gamma, zeta, group_size)
+
+    @staticmethod
+    def bits_to_indices(bits):
+        """Codes `(..., n)` → ids, bit i (from the left) weighing `2**i`."""
+        weights = 2 ** torch.arange(bits.shape[-1], dtype=torch.long, device=bits.device)
+        return ((bits >= 0).long() * weights).sum(-1)
+
+    def forward(self, z, half=False, collect_metrics=True):
+        z = F.normalize(z, dim=-1)
+        quantized, bsq_loss = self.bsq(z, collect_metrics=collect_metrics)
+        if half:
+            indices = [
+                self.bits_to_indices(quantized[..., : self.s1_bits]),
+                self.bits_to_indices(quantized[..., self.s1_bits :]),
+            ]
+        else:
+            indices = self.bits_to_indices(quantized)
+        return bsq_loss, quantized, indices
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Input checks (public entry points only; the decoding loop skips them)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _check_ids(name, ids, vocab):
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor of token ids, got {type(ids).__name__}")
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"`{name}` must hold integer token ids, got dtype {ids.dtype}")
+    if ids.dim() != 2:
+        raise ValueError(f"`{name}` must have shape (batch, seq_len), got {tuple(ids.shape)}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+        raise ValueError(f"`{name}` has ids outside [0, {vocab}): min {int(ids.min())}, max {int(ids.max())}")
+
+
+def _check_stamp(stamp, batch, seq_len):
+    if stamp is None:
+        return
+    if not isinstance(stamp, torch.Tensor):
+        raise TypeError(f"`stamp` must be a torch.Tensor, got {type(stamp).__name__}")
+    if stamp.dim() != 3 or stamp.shape[0] != batch or stamp.shape[1] != seq_len or stamp.shape[2] != len(STAMP_SIZES):
+        raise ValueError(
+            f"`stamp` must have shape ({batch}, {seq_len}, {len(STAMP_SIZES)}) (minute, hour, weekday, day, month), "
+            f"got {tuple(stamp.shape)}"
+        )
+    if stamp.is_floating_point() and not torch.isfinite(stamp).all():
+        raise ValueError("`stamp` contains NaN or inf")
+    for i, (field, size) in enumerate(zip(STAMP_FIELDS, STAMP_SIZES)):
+        column = stamp[..., i]
+        if column.numel() and (float(column.min()) < 0 or float(column.max()) >= size):
+            raise ValueError(
+                f"`stamp` field {field!r} must lie in [0, {size}), got values in [{float(column.min())}, {float(column.max())}]"
+            )
+
+
+def _check_mask(attention_mask, batch, length):
+    if attention_mask is None:
+        return
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(f"`attention_mask` must be a torch.Tensor, got {type(attention_mask).__name__}")
+    if tuple(attention_mask.shape) != (batch, length):
+        raise ValueError(f"`attention_mask` must have shape ({batch}, {length}), got {tuple(attention_mask.shape)}")
+
+
+def _check_same_shape(**tensors):
+    shapes = {name: tuple(t.shape[:2]) for name, t in tensors.items() if t is not None}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"batch size and length must agree: {shapes}")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Sampling (pure torch, shared by the decoding loop and the forecaster)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def filter_logits(logits, top_k=0, top_p=1.0):
+    """
+    Top-k, then nucleus (top-p) filtering, in place of the logits of `(rows, vocab)`.
+
+    Unlike upstream, which returns after top-k and so ignores `top_p` whenever `top_k > 0`, both filters apply (in
+    transformers' order). With one filter active the kept set is upstream's exactly: nucleus keeps the most likely
+    tokens until their cumulative probability first exceeds `top_p`, and always the most likely one.
+    """
+    if top_k is not None and top_k > 0:
+        top_k = min(int(top_k), logits.shape[-1])
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, sorted_idx = torch.sort(logits, descending=True, dim=-1)
+        cumulative = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
+        remove = cumulative > top_p
+        remove[..., 1:] = remove[..., :-1].clone()
+        remove[..., 0] = False
+        logits = logits.masked_fill(remove.scatter(-1, sorted_idx, remove), float("-inf"))
+    return logits
+
+
+def sample_tokens(logits, temperature=1.0, top_k=0, top_p=1.0, generator=None):
+    """Sample one id per row of `logits` `(rows, vocab)` → `(rows, 1)` after temperature and filtering."""
+    logits = filter_logits(logits / temperature, top_k, top_p)
+    probs = torch.softmax(logits.float(), dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Pretrained base class
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class KronosPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and loading behaviour shared by the Kronos predictor and tokenizer."""
+
+    config_class = KronosConfig
+    base_model_prefix = "kronos"
+    main_input_name = "s1_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = [
+        "KronosTransformerBlock",
+        "KronosDependencyAwareLayer",
+        "KronosDualHead",
+        "KronosHierarchicalEmbedding",
+        "KronosTemporalEmbedding",
+        "KronosBSQuantizer",
+    ]
+    _skip_keys_device_placement = ["cache", "past_key_values"]
+    # upstream checkpoints persist the rotary frequencies; they are rebuilt in float32 here instead
+    _keys_to_ignore_on_load_unexpected = [r"rotary\.inv_freq"]
+
+    def _init_weights(self, module):
+        """Upstream's initialisation: Xavier-normal linears, N(0, d^-1/2) embeddings, unit norms; fixed tables rebuilt."""
+        if isinstance(module, nn.Linear):
+            init.xavier_normal_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, KronosFixedEmbedding):
+            init.copy_(module.emb.weight, KronosFixedEmbedding.sinusoid_table(*module.emb.weight.shape))
+            module.emb._is_hf_initialized = True
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=self.config.d_model**-0.5)
+        elif isinstance(module, KronosRMSNorm):
+            init.ones_(module.weight)
+        elif isinstance(module, KronosRotaryEmbedding):
+            init.copy_(module.inv_freq, module.compute_inv_freq(module.dim, module.theta))
+        elif isinstance(module, KronosBinarySphericalQuantizer):
+            init.copy_(module.basis, 2 ** torch.arange(module.embed_dim - 1, -1, -1))
+            init.copy_(module.group_basis, 2 ** torch.arange(module.group_size - 1, -1, -1))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """
+        Load a converted checkpoint, or an upstream (`PyTorchModelHubMixin`) checkpoint as it is: a `config.json`
+        without `model_type` is read as upstream's `__init__` arguments. The model is returned in eval mode.
+        """
+        if kwargs.get("config") is None and not model_args:
+            upstream = _load_upstream_config(cls, pretrained_model_name_or_path, kwargs)
+            if upstream is not None:
+                kwargs["config"] = upstream
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+
+_HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+
+
+def _load_upstream_config(cls, name_or_path, kwargs):
+    """Return a config built from an upstream `config.json` (no `model_type`), or None for a transformers checkpoint."""
+    import json
+    import os
+
+    from transformers.utils import cached_file
+
+    hub_kwargs = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+    subfolder = hub_kwargs.pop("subfolder", "") or ""
+    if os.path.isdir(os.path.join(str(name_or_path), subfolder)):
+        path = os.path.join(str(name_or_path), subfolder, "config.json")
+        if not os.path.isfile(path):
+            return None
+    else:
+        try:
+            path = cached_file(name_or_path, "config.json", subfolder=subfolder, _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+        except Exception:
+            return None  # let from_pretrained raise its own, clearer error
+        if path is None:
+            return None
+    with open(path, encoding="utf-8") as f:
+        try:
+            raw = json.load(f)
+        except json.JSONDecodeError:
+            return None
+    if not isinstance(raw, dict) or "model_type" in raw:
+        return None
+    return config_from_upstream(raw, expected=cls.config_class)
+
+
+def config_from_upstream(raw, expected=None):
+    """
+    Build a [`KronosConfig`] or [`KronosTokenizerConfig`] from an upstream `config.json` dictionary.
+
+    Raises `ValueError` when the keys match neither network, or match the other one than `expected`.
+    """
+    from .configuration_kronos import UPSTREAM_MODEL_KEYS, UPSTREAM_TOKENIZER_KEYS
+
+    keys = set(raw)
+    if set(UPSTREAM_TOKENIZER_KEYS) <= keys:
+        config_cls = KronosTokenizerConfig
+    elif set(UPSTREAM_MODEL_KEYS) <= keys:
+        config_cls = KronosConfig
+    else:
+        missing_model = sorted(set(UPSTREAM_MODEL_KEYS) - keys)
+        missing_tok = sorted(set(UPSTREAM_TOKENIZER_KEYS) - keys)
+        raise ValueError(
+            "config.json is neither a Kronos predictor nor a Kronos tokenizer config "
+            f"(predictor keys missing: {missing_model}; tokenizer keys missing: {missing_tok})"
+        )
+    if expected is not None and config_cls is not expected:
+        raise ValueError(
+            f"this checkpoint holds a {config_cls.__name__[:-6]} but {expected.__name__[:-6]} was asked for; "
+            f"load it with {'KronosTokenizerModel' if config_cls is KronosTokenizerConfig else 'KronosForTokenPrediction'}"
+        )
+    return config_cls(**raw)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The predictor
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class KronosForTokenPrediction(KronosPreTrainedModel):
+    """
+    The Kronos predictor: a decoder-only transformer over (s1, s2) token pairs with calendar embeddings and a dual
+    head that predicts the next s1 token and then, conditioned on it, the next s2 token.
+
+    Upstream's methods keep their names and semantics (`decode_s1`, `decode_s2`, and `forward` with
+    `use_teacher_forcing`/`s1_targets`), so upstream's own inference loop runs on this class unchanged.
+    """
+
+    config_class = KronosConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.s1_bits = config.s1_bits
+        self.s2_bits = config.s2_bits
+        self.s1_vocab_size = 2**config.s1_bits
+        self.s2_vocab_size = 2**config.s2_bits
+        self.d_model = config.d_model
+        self.token_drop = nn.Dropout(config.token_dropout_p)
+        self.embedding = KronosHierarchicalEmbedding(config.s1_bits, config.s2_bits, config.d_model)
+        self.time_emb = KronosTemporalEmbedding(config.d_model, config.learn_te)
+        self.transformer = nn.ModuleList(
+            [
+                KronosTransformerBlock(
+                    config,
+                    config.d_model,
+                    config.n_heads,
+                    config.ff_dim,
+                    config.ffn_dropout_p,
+                    config.attn_dropout_p,
+                    config.resid_dropout_p,
+                    layer_idx=i,
+                )
+                for i in range(config.n_layers)
+            ]
+        )
+        self.norm = KronosRMSNorm(config.d_model, config.rms_norm_eps)
+        # upstream builds this layer with its default head count and no dropout, whatever the config says
+        self.dep_layer = KronosDependencyAwareLayer(
+            config, config.d_model, config.dependency_heads, eps=config.rms_norm_eps, layer_idx=config.n_layers
+        )
+        self.head = KronosDualHead(config.s1_bits, config.s2_bits, config.d_model)
+        self.post_init()
+
+    # ------------------------------------------------------------------ backbone
+
+    def _backbone(self, s1_ids, s2_ids, stamp=None, attention_mask=None, cache=None):
+        """Embeddings → transformer blocks → final norm: `(batch, seq_len, d_model)` context."""
+        hidden_states = self.embedding(s1_ids, s2_ids)
+        if stamp is not None:
+            hidden_states = hidden_states + self.time_emb(stamp.to(hidden_states.device))
+        hidden_states = self.token_drop(hidden_states)
+        seq_len = s1_ids.shape[1]
+        offset = cache.position_offset if cache is not None else 0
+        position_ids = torch.arange(offset, offset + seq_len, device=hidden_states.device)
+        for layer in self.transformer:
+            hidden_states = layer(hidden_states, position_ids, attention_mask, cache=cache)
+        return self.norm(hidden_states)
+
+    def _validate(self, s1_ids, s2_ids, stamp, attention_mask, past_length=0):
+        _check_ids("s1_ids", s1_ids, self.s1_vocab_size)
+        _check_ids("s2_ids", s2_ids, self.s2_vocab_size)
+        _check_same_shape(s1_ids=s1_ids, s2_ids=s2_ids)
+        _check_stamp(stamp, s1_ids.shape[0], s1_ids.shape[1])
+        _check_mask(attention_mask, s1_ids.shape[0], past_length + s1_ids.shape[1])
+
+    # ------------------------------------------------------------------ upstream API
+
+    def decode_s1(self, s1_ids, s2_ids, stamp=None, attention_mask=None, validate=True):
+        """
+        Run the backbone and the s1 head over every position (upstream's decoding step).
+
+        Args:
+            s1_ids (`torch.LongTensor` of shape `(batch, seq_len)`): Coarse tokens.
+            s2_ids (`torch.LongTensor` of shape `(batch, seq_len)`): Fine tokens.
+            stamp (`torch.Tensor` of shape `(batch, seq_len, 5)`, *optional*): Calendar features.
+            attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): 1 = real, 0 = padding.
+            validate (`bool`): Check ids, stamp and mask first (skip only in trusted hot loops).
+
+        Returns:
+            `(s1_logits, context)` of shapes `(batch, seq_len, 2**s1_bits)` and `(batch, seq_len, d_model)`.
+        """
+        if validate:
+            self._validate(s1_ids, s2_ids, stamp, attention_mask)
+        context = self._backbone(s1_ids, s2_ids, stamp, attention_mask)
+        return self.head(context), context
+
+    def decode_s2(self, context, s1_ids, attention_mask=None, validate=True):
+        """
+        The s2 head, conditioned on `s1_ids` through the dependency-aware layer.
+
+        Args:
+            context (`torch.Tensor` of shape `(batch, seq_len, d_model)`): From `decode_s1`.
+            s1_ids (`torch.LongTensor` of shape `(batch, q_len)`): The conditioning s1 tokens, `q_len` 1 (upstream's
+                decoding: one sampled token, broadcast over the context) or `seq_len` (teacher forcing).
+            attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): 1 = real, 0 = padding.
+
+        Returns:
+            `s2_logits` of shape `(batch, seq_len, 2**s2_bits)`.
+        """
+        if validate:
+            _check_ids("s1_ids", s1_ids, self.s1_vocab_size)
+            if context.shape[0] != s1_ids.shape[0]:
+                raise ValueError(f"batch size of `context` ({context.shape[0]}) and `s1_ids` ({s1_ids.shape[0]}) differ")
+            if s1_ids.shape[1] not in (1, context.shape[1]):
+                raise ValueError(f"`s1_ids` must have length 1 or {context.shape[1]}, got {s1_ids.shape[1]}")
+            _check_mask(attention_mask, context.shape[0], context.shape[1])
+        sibling = self.embedding.emb_s1(s1_ids.to(context.device))
+        return self.head.cond_forward(self.dep_layer(context, sibling, attention_mask))
+
+    def forward(
+        self,
+        s1_ids,
+        s2_ids,
+        stamp=None,
+        attention_mask=None,
+        use_teacher_forcing=False,
+        s1_targets=None,
+        s1_labels=None,
+        s2_labels=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        """
+        Full forward pass, for training and scoring.
+
+        Args:
+            s1_ids, s2_ids (`torch.LongTensor` of shape `(batch, seq_len)`): Input tokens.
+            stamp (`torch.Tensor` of shape `(batch, seq_len, 5)`, *optional*): Calendar features of the inputs.
+            attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): 1 = real, 0 = padding.
+            use_teacher_forcing (`bool`): Condition s2 on `s1_targets` (upstream's switch).
+            s1_targets (`torch.LongTensor` of shape `(batch, seq_len)`, *optional*): Teacher-forcing s1 tokens.
+            s1_labels, s2_labels (`torch.LongTensor` of shape `(batch, seq_len)`, *optional*): The next tokens,
+                aligned with the inputs; -100 is ignored. Both together give `loss = (ce_s1 + ce_s2) / 2`, with s2
+                conditioned as `config.s2_conditioning` says (the labels, or a sample of the model's s1).
+
+        Without labels and without teacher forcing, s2 is conditioned on an s1 sampled from the model, as upstream.
+
+        Returns:
+            [`KronosOutput`] (or a tuple without the `None` fields when `return_dict=False`).
+        """
+        if (s1_labels is None) != (s2_labels is None):
+            raise ValueError("pass both `s1_labels` and `s2_labels`, or neither")
+        self._validate(s1_ids, s2_ids, stamp, attention_mask)
+        if use_teacher_forcing and s1_targets is None and s1_labels is None:
+            raise ValueError("`use_teacher_forcing=True` needs `s1_targets` (or `s1_labels`)")
+        for name, labels in (("s1_labels", s1_labels), ("s2_labels", s2_labels), ("s1_targets", s1_targets)):
+            if labels is not None:
+                if tuple(labels.shape) != tuple(s1_ids.shape):
+                    raise ValueError(f"`{name}` must have shape {tuple(s1_ids.shape)}, got {tuple(labels.shape)}")
+        if s1_labels is not None:
+            _check_labels("s1_labels", s1_labels, self.s1_vocab_size)
+            _check_labels("s2_labels", s2_labels, self.s2_vocab_size)
+        if s1_targets is not None:
+            _check_ids("s1_targets", s1_targets, self.s1_vocab_size)
+
+        context = self._backbone(s1_ids, s2_ids, stamp, attention_mask)
+        s1_logits = self.head(context)
+
+        if use_teacher_forcing:
+            condition = s1_targets if s1_targets is not None else s1_labels.clamp(min=0)
+        elif s1_labels is not None and self.config.s2_conditioning == "teacher_forcing":
+            condition = s1_labels.clamp(min=0)  # ignored positions (-100) are conditioned on token 0
+        else:
+            probs = torch.softmax(s1_logits.detach().float(), dim=-1)
+            condition = torch.multinomial(probs.view(-1, self.s1_vocab_size), 1).view(s1_ids.shape)
+        sibling = self.embedding.emb_s1(condition.to(context.device))
+        s2_logits = self.head.cond_forward(self.dep_layer(context, sibling, attention_mask))
+
+        loss = s1_loss = s2_loss = None
+        if s1_labels is not None:
+            s1_loss = F.cross_entropy(
+                s1_logits.reshape(-1, self.s1_vocab_size).float(), s1_labels.reshape(-1).to(s1_logits.device), ignore_index=-100
+            )
+            s2_loss = F.cross_entropy(
+                s2_logits.reshape(-1, self.s2_vocab_size).float(), s2_labels.reshape(-1).to(s2_logits.device), ignore_index=-100
+            )
+            loss = (s1_loss + s2_loss) / 2
+
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output = KronosOutput(
+            loss=loss, s1_logits=s1_logits, s2_logits=s2_logits, s1_loss=s1_loss, s2_loss=s2_loss, context=context
+        )
+        return output if return_dict else output.to_tuple()
+
+    # ------------------------------------------------------------------ fast decoding
+
+    @torch.no_grad()
+    def generate_tokens(
+        self,
+        s1_ids,
+        s2_ids,
+        stamp,
+        future_stamp,
+        pred_len,
+        attention_mask=None,
+        max_context=None,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        sample_count=1,
+        sliding="exact",
+        generator=None,
+        progress=None,
+    ):
+        """
+        Autoregressively sample `pred_len` (s1, s2) pairs after a prompt, with a key/value cache.
+
+        While prompt and generated tokens fit in `max_context`, each step feeds one new token through the cache.
+        Once they do not, upstream attends to the last `max_context` tokens with positions renumbered from 0; the
+        default `sliding="exact"` re-encodes that window every step and gives upstream's numbers. `sliding="rolling"`
+        keeps the cache and drops the oldest position instead: much faster for long forecasts, but approximate, since
+        the kept positions were computed while the dropped ones were still visible (docs/forecasting.md measures it).
+
+        The prompt is encoded once per series and its cache shared by the `sample_count` paths. Random draws
+        happen in upstream's order (one `multinomial` over all paths for s1, then one for s2, per step), so with the
+        same seed the paths follow upstream's whenever the probabilities agree to float precision.
+
+        Args:
+            s1_ids, s2_ids (`torch.LongTensor` of shape `(batch, seq_len)`): Prompt tokens, left-padded if their
+                lengths differ.
+            stamp (`torch.Tensor` of shape `(batch, seq_len, 5)`): Calendar features of the prompt.
+            future_stamp (`torch.Tensor` of shape `(batch, pred_len, 5)`): Calendar features of the forecast steps.
+            pred_len (`int`): Steps to generate.
+            attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): 1 = real, 0 = left padding.
+            max_context (`int`, *optional*): Window length; defaults to `config.max_context`.
+            temperature, top_k, top_p: Sampling controls (see [`filter_logits`]).
+            sample_count (`int`): Paths per series; rows of the output are series-major (`b * sample_count + s`).
+            sliding (`str`): `"exact"` or `"rolling"`, see above.
+            generator (`torch.Generator`, *optional*): Source of randomness (else the global RNG).
+            progress (`callable`, *optional*): Called with the step index after every step (for progress bars).
+
+        Returns:
+            `(s1, s2, attention_mask)`: the generated tokens, each `(batch * sample_count, pred_len)`, and the mask of
+            the prompt repeated per path (or `None`).
+        """
+        max_context = int(max_context or self.config.max_context)
+        if sliding not in ("exact", "rolling"):
+            raise ValueError(f"`sliding` must be 'exact' or 'rolling', got {sliding!r}")
+        if pred_len < 1:
+            raise ValueError(f"`pred_len` must be at least 1, got {pred_len}")
+        if sample_count < 1:
+            raise ValueError(f"`sample_count` must be at least 1, got {sample_count}")
+        if temperature <= 0:
+            raise ValueError(f"`temperature` must be positive, got {temperature}")
+        self._validate(s1_ids, s2_ids, stamp, attention_mask)
+        _check_stamp(future_stamp, s1_ids.shape[0], pred_len)
+
+        device = self.embedding.emb_s1.weight.device
+        batch, prompt_len = s1_ids.shape
+        rows = batch * sample_count
+        total = prompt_len + pred_len
+        if attention_mask is not None and bool(attention_mask.all()):
+            attention_mask = None  # nothing padded: the unmasked kernels are faster and match upstream bitwise
+
+        # every token the model may see (prompt, then what is generated), one row per path
+        tokens_s1 = s1_ids.new_zeros(rows, total, device=device)
+        tokens_s2 = s2_ids.new_zeros(rows, total, device=device)
+        tokens_s1[:, :prompt_len] = s1_ids.to(device).repeat_interleave(sample_count, dim=0)
+        tokens_s2[:, :prompt_len] = s2_ids.to(device).repeat_interleave(sample_count, dim=0)
+        full_stamp = torch.cat([stamp.to(device), future_stamp.to(device)], dim=1)
+        full_mask = None
+        if attention_mask is not None:
+            full_mask = attention_mask.to(device=device, dtype=torch.long)
+            full_mask = torch.cat([full_mask, full_mask.new_ones(batch, pred_len)], dim=1)
+
+        def window_mask(end, held):
+            return full_mask[:, end - held : end] if full_mask is not None else None
+
+        dep = self.dep_layer.cross_attn
+        cache = KronosCache(max_context, rolling=sliding == "rolling")
+
+        # encode the prompt's last window once per series, then share it across the paths
+        start = max(0, prompt_len - max_context)
+        context = self._backbone(
+            s1_ids[:, start:].to(device),
+            s2_ids[:, start:].to(device),
+            full_stamp[:, start:prompt_len],
+            window_mask(prompt_len, prompt_len - start),
+            cache,
+        )
+        cache.update(dep.layer_idx, *dep.project_kv(context))
+        cache.advance(prompt_len - start)
+        if sample_count > 1:
+            cache.repeat_interleave(sample_count)
+            full_stamp = full_stamp.repeat_interleave(sample_count, dim=0)
+            if full_mask is not None:
+                full_mask = full_mask.repeat_interleave(sample_count, dim=0)
+        last = context[:, -1:].repeat_interleave(sample_count, dim=0)
+        window_context = None  # the re-encoded window, once the cache is given up (exact sliding)
+
+        length = prompt_len
+        for step in range(pred_len):
+            next_s1 = sample_tokens(self.head(last[:, -1]), temperature, top_k, top_p, generator)
+            sibling = self.embedding.emb_s1(next_s1)
+            if window_context is None:
+                attn = dep(sibling, attention_mask=window_mask(length, cache.length), kv=cache.read(dep.layer_idx))
+            else:
+                attn = dep(sibling, window_context, window_mask(length, window_context.shape[1]))
+            s2_logits = self.head.cond_forward(self.dep_layer.norm(last + attn))[:, -1]
+            next_s2 = sample_tokens(s2_logits, temperature, top_k, top_p, generator)
+            tokens_s1[:, length] = next_s1[:, 0]
+            tokens_s2[:, length] = next_s2[:, 0]
+            length += 1
+            if progress is not None:
+                progress(step)
+            if step == pred_len - 1:
+                break
+            if window_context is None and (length <= max_context or cache.rolling):
+                # the new position goes through the cache
+                new = slice(length - 1, length)
+                held = min(cache.length + 1, max_context)
+                last = self._backbone(
+                    tokens_s1[:, new], tokens_s2[:, new], full_stamp[:, new], window_mask(length, held), cache
+                )
+                cache.update(dep.layer_idx, *dep.project_kv(last))
+                cache.advance(1)
+            else:
+                # upstream renumbers the window's positions from 0 every step: re-encode it to stay exact
+                begin = length - max_context
+                window_context = self._backbone(
+                    tokens_s1[:, begin:length],
+                    tokens_s2[:, begin:length],
+                    full_stamp[:, begin:length],
+                    window_mask(length, max_context),
+                )
+                last = window_context[:, -1:]
+
+        prompt_mask = attention_mask.repeat_interleave(sample_count, dim=0) if attention_mask is not None else None
+        return tokens_s1[:, prompt_len:], tokens_s2[:, prompt_len:], prompt_mask
+
+
+def _check_labels(name, labels, vocab):
+    if labels.is_floating_point():
+        raise TypeError(f"`{name}` must hold integer token ids, got dtype {labels.dtype}")
+    valid = labels[labels != -100]
+    if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= vocab):
+        raise ValueError(f"`{name}` has ids outside [0, {vocab}) (use -100 to ignore a position)")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The tokenizer
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class KronosTokenizerModel(KronosPreTrainedModel):
+    """
+    The Kronos K-line tokenizer: a causal transformer encoder, a Binary Spherical Quantizer that yields an s1 (coarse)
+    and an s2 (fine) token per candle, and a causal transformer decoder back to candle space.
+
+    As upstream, `n_enc_layers - 1` encoder and `n_dec_layers - 1` decoder blocks are built.
+    """
+
+    config_class = KronosTokenizerConfig
+    main_input_name = "x"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.d_in = config.d_in
+        self.s1_bits = config.s1_bits
+        self.s2_bits = config.s2_bits
+        self.codebook_dim = config.s1_bits + config.s2_bits
+        self.embed = nn.Linear(config.d_in, config.d_model)
+        self.head = nn.Linear(config.d_model, config.d_in)
+
+        def blocks(count):
+            return nn.ModuleList(
+                [
+                    KronosTransformerBlock(
+                        config,
+                        config.d_model,
+                        config.n_heads,
+                        config.ff_dim,
+                        config.ffn_dropout_p,
+                        config.attn_dropout_p,
+                        config.resid_dropout_p,
+                    )
+                    for _ in range(count)
+                ]
+            )
+
+        self.encoder = blocks(config.n_enc_layers - 1)
+        self.decoder = blocks(config.n_dec_layers - 1)
+        self.quant_embed = nn.Linear(config.d_model, self.codebook_dim)
+        self.post_quant_embed_pre = nn.Linear(config.s1_bits, config.d_model)
+        self.post_quant_embed = nn.Linear(self.codebook_dim, config.d_model)
+        self.tokenizer = KronosBSQuantizer(
+            config.s1_bits, config.s2_bits, config.beta, config.gamma0, config.gamma, config.zeta, config.group_size
+        )
+        self.post_init()
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Embedding):
+            return  # the tokenizer has no embeddings (and its config no d_model-based std for them)
+        super()._init_weights(module)
+
+    def _check_x(self, x, attention_mask=None):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"`x` must be a torch.Tensor of shape (batch, seq_len, {self.d_in}), got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"`x` must be a floating-point tensor, got dtype {x.dtype}")
+        if x.dim() != 3 or x.shape[-1] != self.d_in:
+            raise ValueError(f"`x` must have shape (batch, seq_len, d_in={self.d_in}), got {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError("`x` contains NaN or inf")
+        _check_mask(attention_mask, x.shape[0], x.shape[1])
+
+    def _run(self, layers, hidden_states, attention_mask):
+        position_ids = torch.arange(hidden_states.shape[1], device=hidden_states.device)
+        for layer in layers:
+            hidden_states = layer(hidden_states, position_ids, attention_mask)
+        return hidden_states
+
+    def _encode_latent(self, x, attention_mask=None):
+        x = x.to(self.embed.weight.dtype)
+        return self.quant_embed(self._run(self.encoder, self.embed(x), attention_mask))
+
+    def _decode_latent(self, quantized, attention_mask=None, coarse=False):
+        proj = self.post_quant_embed_pre if coarse else self.post_quant_embed
+        return self.head(self._run(self.decoder, proj(quantized.to(proj.weight.dtype)), attention_mask))
+
+    def encode(self, x, half=False, attention_mask=None):
+        """
+        Candles to token ids.
+
+        Args:
+            x (`torch.Tensor` of shape `(batch, seq_len, d_in)`): Normalised candles.
+            half (`bool`): Return `[s1_ids, s2_ids]` (each `(batch, seq_len)`) instead of full ids.
+            attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): 1 = real, 0 = padding.
+        """
+        self._check_x(x, attention_mask)
+        _, _, indices = self.tokenizer(self._encode_latent(x, attention_mask), half=half, collect_metrics=False)
+        return indices
+
+    def indices_to_bits(self, indices, half=False):
+        """Token ids to codes `±1/sqrt(codebook_dim)` of shape `(batch, seq_len, codebook_dim)`."""
+        if half:
+            s1_ids, s2_ids = indices
+            s1_bits = (s1_ids.unsqueeze(-1) & (2 ** torch.arange(self.s1_bits, device=s1_ids.device))) != 0
+            s2_bits = (s2_ids.unsqueeze(-1) & (2 ** torch.arange(self.s2_bits, device=s2_ids.device))) != 0
+            bits = torch.cat([s1_bits, s2_bits], dim=-1)
+        else:
+            bits = (indices.unsqueeze(-1) & (2 ** torch.arange(self.codebook_dim, device=indices.device))) != 0
+        return (bits.float() * 2 - 1) * (1.0 / self.codebook_dim**0.5)
+
+    def decode(self, indices, half=False, attention_mask=None):
+        """
+        Token ids to candles.
+
+        Args:
+            indices: full ids `(batch, seq_len)`, or `[s1_ids, s2_ids]` with `half=True`.
+            attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): 1 = real, 0 = padding.
+
+        Returns:
+            `torch.Tensor` of shape `(batch, seq_len, d_in)`.
+
+        Upstream splits half ids at `codebook_dim // 2` bits, which is only right when `s1_bits == s2_bits` (true of
+        every published tokenizer); here each half uses its own width.
+        """
+        if half:
+            if not isinstance(indices, (list, tuple)) or len(indices) != 2:
+                raise TypeError("with `half=True`, `indices` must be a pair [s1_ids, s2_ids]")
+            _check_ids("s1_ids", indices[0], 2**self.s1_bits)
+            _check_ids("s2_ids", indices[1], 2**self.s2_bits)
+            _check_same_shape(s1_ids=indices[0], s2_ids=indices[1])
+            shape = indices[0].shape
+        else:
+            _check_ids("indices", indices, 2**self.codebook_dim)
+            shape = indices.shape
+        _check_mask(attention_mask, shape[0], shape[1])
+        return self._decode_latent(self.indices_to_bits(indices, half), attention_mask)
+
+    def forward(self, x, attention_mask=None, return_dict=None, **kwargs):
+        """
+        Encode, quantise and decode, with upstream's tokenizer training loss.
+
+        Args:
+            x (`torch.Tensor` of shape `(batch, seq_len, d_in)`): Normalised candles.
+            attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): 1 = real, 0 = padding; padded
+                positions are left out of the reconstruction losses.
+
+        Returns:
+            [`KronosTokenizerOutput`].
+        """
+        self._check_x(x, attention_mask)
+        bsq_loss, quantized, indices = self.tokenizer(self._encode_latent(x, attention_mask))
+        coarse = self._decode_latent(quantized[..., : self.s1_bits], attention_mask, coarse=True)
+        full = self._decode_latent(quantized, attention_mask)
+        target = x.to(full.dtype)
+        if attention_mask is None:
+            recon = F.mse_loss(coarse, target) + F.mse_loss(full, target)
+        else:
+            keep = attention_mask.to(torch.bool)
+            recon = F.mse_loss(coarse[keep], target[keep]) + F.mse_loss(full[keep], target[keep])
+        loss = (recon + bsq_loss) / 2
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output = KronosTokenizerOutput(
+            loss=loss,
+            reconstruction=full,
+            coarse_reconstruction=coarse,
+            bsq_loss=bsq_loss,
+            quantized=quantized,
+            indices=indices,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = [
+    "KronosCache",
+    "KronosForTokenPrediction",
+    "KronosOutput",
+    "KronosPreTrainedModel",
+    "KronosTokenizerModel",
+    "KronosTokenizerOutput",
+    "config_from_upstream",
+    "filter_logits",
+    "sample_tokens",
+]
