@@ -1,0 +1,214 @@
+#!/usr/bin/env python
+# Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
+"""
+Fine-tune the Kronos predictor on your own K-line data with the transformers `Trainer`.
+
+    python examples/finetune_kronos.py \
+        --model_name_or_path NeoQuasar/Kronos-small --tokenizer_name_or_path NeoQuasar/Kronos-Tokenizer-base \
+        --train_file data.csv [--validation_file val.csv | --validation_split_percentage 10] \
+        --lookback 90 --pred_window 10 --output_dir out --max_steps 1000 [any TrainingArguments]
+
+The data file (CSV, Parquet) holds `timestamps, open, high, low, close[, volume, amount]` and, for many instruments,
+a series-id column named by `--series_column`. Model and tokenizer may be upstream-format or converted checkpoints,
+local or on the Hub; without `--model_name_or_path` a new predictor is built from `--config_name` and/or
+`--config_overrides`. The output directory receives the fine-tuned predictor (loadable with
+`AutoModel.from_pretrained`) and, under `tokenizer/`, the tokenizer it was trained with.
+
+Any `TrainingArguments` flag works (`--per_device_train_batch_size`, `--gradient_accumulation_steps`, `--bf16`,
+`--gradient_checkpointing`, `--eval_strategy steps`, `--resume_from_checkpoint`, ...), and so do `torchrun` and
+`accelerate launch` (see docs/finetuning.md).
+"""
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+import transformers
+from transformers import HfArgumentParser, TrainingArguments, set_seed
+
+from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerModel, config_from_upstream
+from transformers_kronos.data import KronosWindowDataset
+from transformers_kronos.training import KronosTrainer, check_tokenizer_compatible
+
+logger = logging.getLogger("finetune_kronos")
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Predictor to fine-tune: a Hub id or a local directory (upstream-format or converted)."},
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "The KronosTokenizerModel that makes the predictor's tokens (kept frozen)."}
+    )
+    config_name: str | None = field(
+        default=None,
+        metadata={"help": "Train a new predictor from this config.json (upstream or transformers format) instead."},
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Config values for a new predictor, e.g. 'n_layers=2,d_model=64,n_heads=4,ff_dim=128'."},
+    )
+    s2_conditioning: str | None = field(
+        default=None,
+        metadata={
+            "help": "What the s2 head is conditioned on in training: 'teacher_forcing' (the true next s1, default of "
+            "the config) or 'sampled' (an s1 sampled from the model, as upstream's fine-tuning scripts)."
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    train_file: str | None = field(default=None, metadata={"help": "Training K-lines, a .csv or .parquet file."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation K-lines (.csv or .parquet)."})
+    validation_split_percentage: float = field(
+        default=0.0,
+        metadata={"help": "Without --validation_file: hold out the last PERCENT of every series for validation."},
+    )
+    lookback: int = field(default=90, metadata={"help": "Context candles per window (normalisation statistics)."})
+    pred_window: int = field(default=10, metadata={"help": "Candles to predict after the lookback."})
+    timestamp_column: str = field(default="timestamps", metadata={"help": "Column of timestamps."})
+    series_column: str | None = field(default=None, metadata={"help": "Column of series ids (many instruments)."})
+    clip: float = field(default=5.0, metadata={"help": "Normalised values are clipped to [-clip, clip]."})
+    window_stride: int = field(default=1, metadata={"help": "Distance between consecutive window starts."})
+
+
+def parse_overrides(text):
+    """'a=1,b=x' -> {'a': 1, 'b': 'x'} (values parsed as JSON when possible)."""
+    values = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if "=" not in item:
+            raise ValueError(f"--config_overrides expects key=value pairs separated by commas, got {item!r}")
+        key, value = (s.strip() for s in item.split("=", 1))
+        try:
+            values[key] = json.loads(value)
+        except json.JSONDecodeError:
+            values[key] = value
+    return values
+
+
+def build_datasets(data_args):
+    if data_args.train_file is None:
+        raise ValueError("--train_file is required")
+    kwargs = dict(
+        timestamp_column=data_args.timestamp_column,
+        series_column=data_args.series_column,
+        clip=data_args.clip,
+        stride=data_args.window_stride,
+    )
+    if data_args.validation_file is None and data_args.validation_split_percentage > 0:
+        if data_args.validation_split_percentage >= 100:
+            raise ValueError("--validation_split_percentage must lie in [0, 100)")
+        return KronosWindowDataset.from_splits(
+            data_args.train_file,
+            data_args.lookback,
+            data_args.pred_window,
+            data_args.validation_split_percentage / 100,
+            **kwargs,
+        )
+    train = KronosWindowDataset(data_args.train_file, data_args.lookback, data_args.pred_window, **kwargs)
+    validation = None
+    if data_args.validation_file is not None:
+        validation = KronosWindowDataset(data_args.validation_file, data_args.lookback, data_args.pred_window, **kwargs)
+    return train, validation
+
+
+def build_model(model_args):
+    if model_args.model_name_or_path is not None:
+        if model_args.config_name or model_args.config_overrides:
+            raise ValueError("--config_name/--config_overrides build a new model; drop them or --model_name_or_path")
+        model = KronosForTokenPrediction.from_pretrained(model_args.model_name_or_path)
+    else:
+        if model_args.config_name is None and model_args.config_overrides is None:
+            raise ValueError("give --model_name_or_path, or --config_name/--config_overrides for a new predictor")
+        values = {}
+        if model_args.config_name is not None:
+            with open(model_args.config_name, encoding="utf-8") as f:
+                values = json.load(f)
+        values.update(parse_overrides(model_args.config_overrides or ""))
+        if "model_type" in values:
+            config = KronosConfig.from_dict(values)
+        else:
+            config = config_from_upstream(values, expected=KronosConfig) if "learn_te" in values else KronosConfig(**values)
+        model = KronosForTokenPrediction(config)
+    if model_args.s2_conditioning is not None:
+        KronosConfig(s2_conditioning=model_args.s2_conditioning)  # validates the value
+        model.config.s2_conditioning = model_args.s2_conditioning
+    return model
+
+
+def prepare(model_args, data_args):
+    """Everything that can fail on bad input, before the Trainer exists (so nothing is written on failure)."""
+    if model_args.tokenizer_name_or_path is None:
+        raise ValueError("--tokenizer_name_or_path is required")
+    train, validation = build_datasets(data_args)
+    tokenizer = KronosTokenizerModel.from_pretrained(model_args.tokenizer_name_or_path)
+    model = build_model(model_args)
+    check_tokenizer_compatible(model, tokenizer, num_features=train.num_features)
+    window = data_args.lookback + data_args.pred_window
+    if window > model.config.max_context:
+        raise ValueError(
+            f"lookback + pred_window = {window} exceeds the model's max_context ({model.config.max_context})"
+        )
+    return model, tokenizer, train, validation
+
+
+def main(argv=None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    prog = os.path.basename(__file__)
+    try:
+        if len(argv) == 1 and argv[0].endswith(".json"):
+            model_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
+        else:
+            model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+        model, tokenizer, train_dataset, eval_dataset = prepare(model_args, data_args)
+    except (ValueError, TypeError, OSError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.info(
+        "%d training windows%s of %d candles; model %s, tokenizer %s",
+        len(train_dataset),
+        f", {len(eval_dataset)} validation windows" if eval_dataset is not None else "",
+        train_dataset.window,
+        model_args.model_name_or_path or "(new)",
+        model_args.tokenizer_name_or_path,
+    )
+
+    set_seed(training_args.seed)
+    trainer = KronosTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        kronos_tokenizer=tokenizer,
+    )
+    resume = training_args.resume_from_checkpoint
+    if isinstance(resume, str) and resume.lower() in ("true", "last"):
+        resume = True  # the latest checkpoint in output_dir
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model()
+    if trainer.is_world_process_zero():
+        # the tokenizer travels with the predictor, so the output directory is a complete forecaster
+        tokenizer.save_pretrained(os.path.join(training_args.output_dir, "tokenizer"))
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    trainer.save_state()
+    if eval_dataset is not None:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
