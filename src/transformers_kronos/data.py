@@ -92,7 +92,7 @@ def calendar_features(timestamps):
         `numpy.ndarray` of shape `(n, 5)` and dtype int64: minute, hour, weekday (Monday = 0), day of month, month.
     """
     dt = pd.Series(timestamps).dt
-    return np.stack([dt.minute, dt.hour, dt.weekday, dt.day, dt.month], axis=-1).astype(np.int64)
+    return np.stack([dt.minute, dt.hour, dt.day_of_week, dt.day, dt.month], axis=-1).astype(np.int64)
 
 
 def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None):
@@ -308,7 +308,8 @@ class KronosWindowDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         start = int(self.starts[index])
-        window = self.values[start : start + self.window]
+        # statistics in float64: float32 sums of prices far from zero lose digits (and depend on memory layout)
+        window = self.values[start : start + self.window].astype(np.float64)
         past = window[: self.lookback]
         mean, std = past.mean(axis=0), past.std(axis=0)
         x = np.clip((window - mean) / (std + NORM_EPS), -self.clip, self.clip)
