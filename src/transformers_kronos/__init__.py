@@ -15,6 +15,8 @@ from .modeling_kronos import (
     filter_logits,
     sample_tokens,
 )
+from .forecasting import KronosForecaster, calendar_features, infer_future_timestamps
+from .pipelines import KlineForecastingPipeline
 
 __version__ = "0.1.0"
 
@@ -31,15 +33,19 @@ def _register():
 _register()
 
 __all__ = [
+    "KlineForecastingPipeline",
     "KronosCache",
     "KronosConfig",
     "KronosForTokenPrediction",
+    "KronosForecaster",
     "KronosOutput",
     "KronosPreTrainedModel",
     "KronosTokenizerConfig",
     "KronosTokenizerModel",
     "KronosTokenizerOutput",
+    "calendar_features",
     "config_from_upstream",
     "filter_logits",
+    "infer_future_timestamps",
     "sample_tokens",
 ]

@@ -1,0 +1,626 @@
+# Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
+"""Forecasting K-lines with Kronos: a thin pandas layer over the token-level decoding loop.
+
+[`KronosForecaster`] is a drop-in replacement for upstream's `KronosPredictor` (same `predict`/`predict_batch`
+signature, preprocessing and output), backed by [`KronosForTokenPrediction.generate_tokens`], which decodes with a
+key/value cache. On top of upstream it exposes the sampled paths (`return_samples=True`) and their quantiles
+([`KronosForecaster.predict_quantiles`]), accepts batches of series of different lengths, infers future timestamps
+and validates its inputs.
+
+The data flow, per series:
+
+1. the six features (open, high, low, close, volume, amount) are z-scored over the whole context with upstream's
+   `(x - mean) / (std + 1e-5)` and clipped to `[-clip, clip]`;
+2. the tokenizer encodes the whole context into (s1, s2) tokens (its encoder is causal, so the tokens of the last
+   window still depend on every candle before it);
+3. the predictor generates `pred_len` token pairs per sample path, attending to at most `max_context` tokens;
+4. the tokenizer decodes the last window of tokens and the last `pred_len` rows are kept, averaged over the paths
+   (or returned per path) and de-normalised with `x * (std + 1e-5) + mean`.
+"""
+
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+VOLUME_COLUMN = "volume"
+AMOUNT_COLUMN = "amount"
+FEATURE_COLUMNS = PRICE_COLUMNS + (VOLUME_COLUMN, AMOUNT_COLUMN)
+TIME_FEATURES = ("minute", "hour", "weekday", "day", "month")
+# upstream adds this to the standard deviation before dividing (and multiplies it back), so constant columns work
+NORM_EPS = 1e-5
+
+
+def quantile_column(column, level):
+    """Name of the column that holds quantile `level` of `column` in a forecast frame, e.g. `close_q0.1`."""
+    return f"{column}_q{float(level):g}"
+
+
+def calendar_features(timestamps):
+    """
+    Calendar features of timestamps, as the predictor's temporal embedding expects them.
+
+    Args:
+        timestamps: anything [`pandas.to_datetime`] turns into a `DatetimeIndex` (a datetime `Series`, a
+            `DatetimeIndex`, a list of strings, ...).
+
+    Returns:
+        `np.ndarray` of shape `(len(timestamps), 5)` and dtype float32: minute, hour, weekday (Monday = 0), day of
+        month, month.
+    """
+    index = _as_datetime_index(timestamps, "timestamps")
+    return np.stack([index.minute, index.hour, index.weekday, index.day, index.month], axis=-1).astype(np.float32)
+
+
+def infer_future_timestamps(x_timestamp, pred_len):
+    """
+    The `pred_len` timestamps that follow `x_timestamp`, for a regular series.
+
+    A constant step between all timestamps is continued as it is; otherwise pandas' frequency inference is tried
+    (business days, month ends, ...). Irregular timestamps (exchange sessions with lunch breaks, holidays) have no
+    such frequency: pass `y_timestamp` explicitly for them.
+
+    Raises:
+        `ValueError` when no regular frequency can be inferred.
+    """
+    index = _as_datetime_index(x_timestamp, "x_timestamp")
+    pred_len = _check_pred_len(pred_len)
+    if len(index) < 2:
+        raise ValueError("cannot infer future timestamps from fewer than 2 timestamps: pass `y_timestamp`")
+    steps = np.diff(index.values)  # timedelta64 in the index's own unit (pandas 3 may not use nanoseconds)
+    if (steps == steps[0]).all():
+        step = pd.Timedelta(steps[0])
+        return pd.DatetimeIndex([index[-1] + step * (i + 1) for i in range(pred_len)], name=index.name)
+    freq = pd.infer_freq(index) if len(index) >= 3 else None
+    if freq is None:
+        raise ValueError(
+            "cannot infer future timestamps: `x_timestamp` has no regular frequency (its steps vary); pass `y_timestamp`"
+        )
+    return pd.date_range(start=index[-1], periods=pred_len + 1, freq=freq, name=index.name)[1:]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _as_datetime_index(values, name):
+    if isinstance(values, pd.DataFrame):
+        raise TypeError(f"`{name}` must be a sequence of timestamps (Series, DatetimeIndex, list), got a DataFrame")
+    if values is None or isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise TypeError(f"`{name}` must be a sequence of timestamps (Series, DatetimeIndex, list), got {type(values).__name__}")
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(values))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must hold timestamps: {err}") from None
+    if index.hasnans:
+        raise ValueError(f"`{name}` contains missing timestamps (NaT)")
+    if isinstance(values, pd.Series) and index.name is None:
+        index.name = values.name
+    return index
+
+
+def _check_increasing(index, name):
+    if len(index) > 1:
+        steps = np.diff(index.asi8)
+        if (steps == 0).any():
+            where = int(np.argmax(steps == 0)) + 1
+            raise ValueError(f"`{name}` has duplicate timestamps (first at position {where}: {index[where]})")
+        if (steps < 0).any():
+            where = int(np.argmax(steps < 0)) + 1
+            raise ValueError(f"`{name}` is not increasing (position {where}: {index[where]} after {index[where - 1]})")
+
+
+def _check_pred_len(pred_len):
+    if isinstance(pred_len, bool) or not isinstance(pred_len, numbers.Integral):
+        raise TypeError(f"`pred_len` must be an integer, got {type(pred_len).__name__}")
+    if pred_len < 1:
+        raise ValueError(f"`pred_len` must be at least 1, got {pred_len}")
+    return int(pred_len)
+
+
+def _check_sampling(T, top_k, top_p, sample_count):
+    """Validate the sampling controls and return them normalised (`top_k=None` → 0, `top_p=None` → 1.0)."""
+    if isinstance(T, bool) or not isinstance(T, numbers.Real):
+        raise TypeError(f"`T` (temperature) must be a number, got {type(T).__name__}")
+    if not math.isfinite(T) or T <= 0:
+        raise ValueError(f"`T` (temperature) must be positive and finite, got {T}")
+    if top_k is None:
+        top_k = 0
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
+        raise TypeError(f"`top_k` must be an integer (0 or None: no top-k filter), got {type(top_k).__name__}")
+    if top_k < 0:
+        raise ValueError(f"`top_k` must be >= 0 (0: no top-k filter), got {top_k}")
+    if top_p is None:
+        top_p = 1.0
+    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real):
+        raise TypeError(f"`top_p` must be a number in (0, 1], got {type(top_p).__name__}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"`top_p` must lie in (0, 1], got {top_p}")
+    if isinstance(sample_count, bool) or not isinstance(sample_count, numbers.Integral):
+        raise TypeError(f"`sample_count` must be an integer, got {type(sample_count).__name__}")
+    if sample_count < 1:
+        raise ValueError(f"`sample_count` must be at least 1, got {sample_count}")
+    return float(T), int(top_k), float(top_p), int(sample_count)
+
+
+def _check_quantile_levels(levels):
+    if isinstance(levels, numbers.Real):
+        levels = (levels,)
+    try:
+        levels = [float(q) for q in levels]
+    except (TypeError, ValueError):
+        raise TypeError(f"`quantile_levels` must be a sequence of numbers, got {levels!r}") from None
+    if not levels:
+        raise ValueError("`quantile_levels` is empty")
+    bad = [q for q in levels if not 0 < q < 1]
+    if bad:
+        raise ValueError(f"`quantile_levels` must lie strictly between 0 and 1, got {bad}")
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"`quantile_levels` has duplicates: {levels}")
+    return levels
+
+
+def _features(df, where=""):
+    """The six feature columns of `df` as float32 `(len, 6)`, with volume/amount filled as upstream does."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{where}`df` must be a pandas DataFrame, got {type(df).__name__}")
+    if len(df) == 0:
+        raise ValueError(f"{where}`df` is empty")
+    missing = [c for c in PRICE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where}`df` lacks the price column(s) {missing} (needs {list(PRICE_COLUMNS)})")
+    present = [c for c in FEATURE_COLUMNS if c in df.columns]
+    for column in present:
+        dtype = df[column].dtype
+        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            raise TypeError(f"{where}column {column!r} must be numeric, got dtype {dtype}")
+    frame = df[present].astype(np.float64)
+    # upstream: no volume → volume and amount are zero; volume but no amount → amount = volume * mean price
+    if VOLUME_COLUMN not in frame.columns:
+        frame[VOLUME_COLUMN] = 0.0
+        frame[AMOUNT_COLUMN] = 0.0
+    if AMOUNT_COLUMN not in frame.columns:
+        frame[AMOUNT_COLUMN] = frame[VOLUME_COLUMN] * frame[list(PRICE_COLUMNS)].mean(axis=1)
+    values = frame[list(FEATURE_COLUMNS)].to_numpy()
+    bad = ~np.isfinite(values)
+    if bad.any():
+        columns = [FEATURE_COLUMNS[j] for j in np.unique(np.nonzero(bad)[1])]
+        raise ValueError(f"{where}`df` contains NaN or inf in column(s) {columns}")
+    return values.astype(np.float32)
+
+
+class _Series:
+    """One prepared series: normalised context, calendar features, statistics and the forecast index."""
+
+    def __init__(self, x, x_stamp, y_stamp, mean, std, y_index):
+        self.x = x
+        self.x_stamp = x_stamp
+        self.y_stamp = y_stamp
+        self.mean = mean
+        self.std = std
+        self.y_index = y_index
+
+    def denormalize(self, values):
+        return values * (self.std + NORM_EPS) + self.mean
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The forecaster
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _default_device():
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _is_dispatched(module):
+    return getattr(module, "hf_device_map", None) is not None
+
+
+def _input_device(module):
+    """Where `module` expects its inputs: its first parameter's device (the first stage of a dispatched model)."""
+    device_map = getattr(module, "hf_device_map", None)
+    if device_map:
+        first = next(iter(device_map.values()))
+        if isinstance(first, int):
+            return torch.device("cuda", first)
+        if first not in ("disk", "meta"):
+            return torch.device(first)
+    for param in module.parameters():
+        if param.device.type != "meta":
+            return param.device
+    return torch.device("cpu")
+
+
+class KronosForecaster:
+    """
+    Forecasts K-lines (candlesticks) with a Kronos predictor and its tokenizer.
+
+    A drop-in replacement for upstream's `KronosPredictor`: `predict` and `predict_batch` take the same arguments and
+    give the same numbers (greedy forecasts equal upstream's within float rounding, and so do seeded samples, see
+    docs/forecasting.md), much faster.
+
+    Args:
+        model ([`KronosForTokenPrediction`]): The predictor.
+        tokenizer ([`KronosTokenizerModel`]): The K-line tokenizer it was trained with (same `s1_bits`/`s2_bits`).
+        device (`str` or `torch.device`, *optional*): Where to run. Defaults to cuda, then mps, then cpu. A model
+            dispatched by accelerate (`device_map=`) is left where it is.
+        max_context (`int`, *optional*): Tokens the predictor attends to; defaults to `model.config.max_context`
+            (512 for the published models). Longer contexts are accepted, and their last window is used.
+        clip (`float`, defaults to 5): Normalised inputs are clipped to `[-clip, clip]`.
+
+    Both models are put in eval mode (upstream's predictor leaves them as they are, so dropout stays active in a
+    freshly built upstream model).
+    """
+
+    price_cols = list(PRICE_COLUMNS)
+    vol_col = VOLUME_COLUMN
+    amt_vol = AMOUNT_COLUMN
+    time_cols = list(TIME_FEATURES)
+
+    def __init__(self, model, tokenizer, device=None, max_context=None, clip=5):
+        if not isinstance(model, KronosForTokenPrediction):
+            raise TypeError(
+                f"`model` must be a KronosForTokenPrediction, got {type(model).__name__} "
+                "(upstream checkpoints load with KronosForTokenPrediction.from_pretrained)"
+            )
+        if not isinstance(tokenizer, KronosTokenizerModel):
+            raise TypeError(
+                f"`tokenizer` must be a KronosTokenizerModel, got {type(tokenizer).__name__} "
+                "(upstream checkpoints load with KronosTokenizerModel.from_pretrained)"
+            )
+        for bits in ("s1_bits", "s2_bits"):
+            if getattr(model.config, bits) != getattr(tokenizer.config, bits):
+                raise ValueError(
+                    f"the tokenizer does not match the model: tokenizer {bits}={getattr(tokenizer.config, bits)}, "
+                    f"model {bits}={getattr(model.config, bits)}"
+                )
+        if tokenizer.config.d_in != len(FEATURE_COLUMNS):
+            raise ValueError(
+                f"the tokenizer reads {tokenizer.config.d_in} features per candle; forecasting needs "
+                f"{len(FEATURE_COLUMNS)} ({', '.join(FEATURE_COLUMNS)})"
+            )
+        max_context = model.config.max_context if max_context is None else max_context
+        if isinstance(max_context, bool) or not isinstance(max_context, numbers.Integral) or max_context < 1:
+            raise ValueError(f"`max_context` must be a positive integer, got {max_context!r}")
+        if isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not clip > 0:
+            raise ValueError(f"`clip` must be a positive number, got {clip!r}")
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_context = int(max_context)
+        self.clip = clip
+        if device is None:
+            device = _input_device(model) if _is_dispatched(model) else _default_device()
+        self.device = torch.device(device)
+        for module in (self.model, self.tokenizer):
+            if not _is_dispatched(module):  # accelerate's hooks place the inputs of a dispatched model
+                module.to(self.device)
+        self.model.eval()
+        self.tokenizer.eval()
+
+    @classmethod
+    def from_pretrained(cls, model_id_or_path, tokenizer_id_or_path, device=None, max_context=None, clip=5, **load_kwargs):
+        """
+        Load a predictor and a tokenizer (upstream-format or converted, local directories or Hub ids).
+
+        Args:
+            model_id_or_path (`str`): The predictor, e.g. `"NeoQuasar/Kronos-small"`.
+            tokenizer_id_or_path (`str`): Its tokenizer, e.g. `"NeoQuasar/Kronos-Tokenizer-base"`.
+            device, max_context, clip: As in [`KronosForecaster`]. `device` is ignored when `device_map` is given.
+            load_kwargs: Passed to both `from_pretrained` calls (`dtype`, `device_map`, `revision`, `cache_dir`,
+                `trust_remote_code`, ...).
+        """
+        model = KronosForTokenPrediction.from_pretrained(model_id_or_path, **load_kwargs)
+        tokenizer = KronosTokenizerModel.from_pretrained(tokenizer_id_or_path, **load_kwargs)
+        if load_kwargs.get("device_map") is not None:
+            # keep what the map chose (a map onto one device sets no `hf_device_map`, so name that device)
+            device = None if _is_dispatched(model) else _input_device(model)
+        return cls(model, tokenizer, device=device, max_context=max_context, clip=clip)
+
+    # ------------------------------------------------------------------ preprocessing
+
+    def _prepare(self, df, x_timestamp, y_timestamp, pred_len, where=""):
+        """Validate one series and normalise it as upstream does; returns `(_Series, pred_len)`."""
+        x = _features(df, where)
+        if x_timestamp is None:
+            if isinstance(df.index, pd.DatetimeIndex):
+                x_timestamp = df.index
+            elif "timestamps" in df.columns:
+                x_timestamp = df["timestamps"]
+            else:
+                raise ValueError(f"{where}`x_timestamp` is missing (and `df` has neither a DatetimeIndex nor a 'timestamps' column)")
+        x_index = _as_datetime_index(x_timestamp, "x_timestamp")
+        if len(x_index) != len(x):
+            raise ValueError(f"{where}`x_timestamp` has {len(x_index)} timestamps but `df` has {len(x)} rows")
+        _check_increasing(x_index, "x_timestamp")
+        if y_timestamp is None:
+            if pred_len is None:
+                raise ValueError(f"{where}pass `pred_len` or `y_timestamp`")
+            y_index = infer_future_timestamps(x_index, pred_len)
+        else:
+            y_index = _as_datetime_index(y_timestamp, "y_timestamp")
+            if pred_len is None:
+                pred_len = len(y_index)
+            pred_len = _check_pred_len(pred_len)
+            if len(y_index) != pred_len:
+                raise ValueError(f"{where}`y_timestamp` has {len(y_index)} timestamps but `pred_len` is {pred_len}")
+            _check_increasing(y_index, "y_timestamp")
+            if y_index[0] <= x_index[-1]:
+                raise ValueError(
+                    f"{where}`y_timestamp` must start after the last context timestamp ({y_index[0]} <= {x_index[-1]})"
+                )
+        pred_len = _check_pred_len(pred_len)
+
+        # upstream's normalisation, in float32 as upstream computes it (parity depends on the exact rounding)
+        mean, std = np.mean(x, axis=0), np.std(x, axis=0)
+        normalized = np.clip((x - mean) / (std + NORM_EPS), -self.clip, self.clip)
+        series = _Series(normalized, calendar_features(x_index), calendar_features(y_index), mean, std, y_index)
+        return series, pred_len
+
+    # ------------------------------------------------------------------ the core
+
+    def _generate(self, series, pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator):
+        """
+        Forecast prepared series (any lengths) in one batch.
+
+        Returns:
+            `np.ndarray` of shape `(len(series), sample_count, pred_len, 6)`: normalised decoded paths, float32.
+        """
+        if sliding not in ("exact", "rolling"):
+            raise ValueError(f"`sliding` must be 'exact' or 'rolling', got {sliding!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
+        batch = len(series)
+        lengths = [len(s.x) for s in series]
+        longest = max(lengths)
+        padded = any(n != longest for n in lengths)
+
+        # left padding: every series ends at the same position, so one step generates the next candle of all
+        x = np.zeros((batch, longest, len(FEATURE_COLUMNS)), dtype=np.float32)
+        x_stamp = np.zeros((batch, longest, len(TIME_FEATURES)), dtype=np.float32)
+        mask = np.zeros((batch, longest), dtype=np.int64)
+        for i, s in enumerate(series):
+            x[i, longest - lengths[i] :] = s.x
+            x_stamp[i, longest - lengths[i] :] = s.x_stamp
+            mask[i, longest - lengths[i] :] = 1
+        y_stamp = np.stack([s.y_stamp for s in series])
+
+        self.model.eval()
+        self.tokenizer.eval()
+        tok_device = _input_device(self.tokenizer)
+        model_device = _input_device(self.model)
+        attention_mask = torch.from_numpy(mask).to(tok_device) if padded else None
+
+        with torch.inference_mode(), tqdm(total=pred_len, disable=not verbose, desc="Kronos forecast", unit="step") as bar:
+            s1, s2 = self.tokenizer.encode(torch.from_numpy(x).to(tok_device), half=True, attention_mask=attention_mask)
+            gen_s1, gen_s2, _ = self.model.generate_tokens(
+                s1.to(model_device),
+                s2.to(model_device),
+                torch.from_numpy(x_stamp).to(model_device),
+                torch.from_numpy(y_stamp).to(model_device),
+                pred_len,
+                attention_mask=attention_mask.to(model_device) if attention_mask is not None else None,
+                max_context=self.max_context,
+                temperature=T,
+                top_k=top_k,
+                top_p=top_p,
+                sample_count=sample_count,
+                sliding=sliding,
+                generator=generator,
+                progress=lambda step: bar.update(1),
+            )
+            # decode the last window, as upstream: the tokenizer's decoder is causal, so the forecast rows depend on
+            # the context tokens before them in the window (a forecast longer than the window decodes all of it)
+            total = longest + pred_len
+            window = max(self.max_context, pred_len)
+            start = max(0, total - window)
+            full_s1 = torch.cat([s1.to(gen_s1.device).repeat_interleave(sample_count, dim=0), gen_s1], dim=1)
+            full_s2 = torch.cat([s2.to(gen_s2.device).repeat_interleave(sample_count, dim=0), gen_s2], dim=1)
+            decode_mask = None
+            if padded:
+                full_mask = np.concatenate([mask, np.ones((batch, pred_len), dtype=np.int64)], axis=1)[:, start:]
+                if not full_mask.all():
+                    decode_mask = torch.from_numpy(full_mask).repeat_interleave(sample_count, dim=0).to(tok_device)
+            decoded = self.tokenizer.decode(
+                [full_s1[:, start:].to(tok_device), full_s2[:, start:].to(tok_device)], half=True, attention_mask=decode_mask
+            )
+            decoded = decoded[:, -pred_len:].float().cpu().numpy()
+        return decoded.reshape(batch, sample_count, pred_len, len(FEATURE_COLUMNS))
+
+    def _frame(self, values, index):
+        return pd.DataFrame(values, columns=list(FEATURE_COLUMNS), index=index)
+
+    # ------------------------------------------------------------------ public API
+
+    def predict(
+        self,
+        df,
+        x_timestamp=None,
+        y_timestamp=None,
+        pred_len=None,
+        T=1.0,
+        top_k=0,
+        top_p=0.9,
+        sample_count=1,
+        verbose=True,
+        return_samples=False,
+        sliding="exact",
+        generator=None,
+    ):
+        """
+        Forecast one series.
+
+        Args:
+            df (`pd.DataFrame`): The context: columns `open`, `high`, `low`, `close` and optionally `volume` and
+                `amount` (missing volume and amount are zero; a missing amount is `volume * mean(open, high, low,
+                close)`), one row per candle, oldest first.
+            x_timestamp (`pd.Series` or `pd.DatetimeIndex`, *optional*): Timestamps of the rows; defaults to the
+                frame's `DatetimeIndex` or its `timestamps` column.
+            y_timestamp (`pd.Series` or `pd.DatetimeIndex`, *optional*): Timestamps to forecast; inferred from
+                `x_timestamp` when it has a regular frequency.
+            pred_len (`int`, *optional*): Candles to forecast; defaults to `len(y_timestamp)`.
+            T (`float`): Sampling temperature.
+            top_k (`int` or `None`): Keep the `top_k` most likely tokens (0 or `None`: no limit; 1: greedy).
+            top_p (`float`): Nucleus sampling threshold in (0, 1]. Unlike upstream, it also applies when `top_k > 0`.
+            sample_count (`int`): Sample paths; the forecast is their mean, as upstream.
+            verbose (`bool`): Show a progress bar.
+            return_samples (`bool`): Also return every path.
+            sliding (`str`): `"exact"` (upstream's numbers) or `"rolling"` (faster once the context window is full,
+                approximate; see docs/forecasting.md).
+            generator (`torch.Generator`, *optional*): Source of randomness (else torch's global RNG).
+
+        Returns:
+            `pd.DataFrame` with columns open, high, low, close, volume, amount indexed by the forecast timestamps;
+            with `return_samples=True`, a pair `(forecast, samples)` where `samples` is an `np.ndarray` of shape
+            `(sample_count, pred_len, 6)` in the columns' order.
+        """
+        T, top_k, top_p, sample_count = _check_sampling(T, top_k, top_p, sample_count)
+        series, pred_len = self._prepare(df, x_timestamp, y_timestamp, pred_len)
+        paths = self._generate([series], pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator)[0]
+        forecast = self._frame(series.denormalize(paths.mean(axis=0)), series.y_index)
+        if return_samples:
+            return forecast, series.denormalize(paths)
+        return forecast
+
+    def predict_batch(
+        self,
+        df_list,
+        x_timestamp_list=None,
+        y_timestamp_list=None,
+        pred_len=None,
+        T=1.0,
+        top_k=0,
+        top_p=0.9,
+        sample_count=1,
+        verbose=True,
+        return_samples=False,
+        sliding="exact",
+        generator=None,
+    ):
+        """
+        Forecast several series in one batch. They may have different context lengths (they are left-padded and
+        masked, and each forecast equals the series' own); all forecast `pred_len` candles.
+
+        Args:
+            df_list (`list[pd.DataFrame]`): One context per series, as in [`predict`].
+            x_timestamp_list (`list`, *optional*): Their timestamps (`None` entries fall back as in [`predict`]).
+            y_timestamp_list (`list`, *optional*): Their forecast timestamps (`None` entries are inferred).
+            Other arguments: as in [`predict`].
+
+        Returns:
+            `list[pd.DataFrame]`, one forecast per series; with `return_samples=True`, a pair `(forecasts, samples)`
+            with `samples` a list of arrays `(sample_count, pred_len, 6)`.
+        """
+        if not isinstance(df_list, (list, tuple)):
+            raise TypeError(f"`df_list` must be a list of DataFrames, got {type(df_list).__name__}")
+        if not df_list:
+            raise ValueError("`df_list` is empty")
+        count = len(df_list)
+        lists = {}
+        for name, value in (("x_timestamp_list", x_timestamp_list), ("y_timestamp_list", y_timestamp_list)):
+            if value is None:
+                value = [None] * count
+            if not isinstance(value, (list, tuple)):
+                raise TypeError(f"`{name}` must be a list, got {type(value).__name__}")
+            if len(value) != count:
+                raise ValueError(f"`{name}` has {len(value)} entries but `df_list` has {count}")
+            lists[name] = value
+        T, top_k, top_p, sample_count = _check_sampling(T, top_k, top_p, sample_count)
+        series = []
+        lengths = set()
+        for i, (df, x_ts, y_ts) in enumerate(zip(df_list, lists["x_timestamp_list"], lists["y_timestamp_list"])):
+            prepared, length = self._prepare(df, x_ts, y_ts, pred_len, where=f"series {i}: ")
+            series.append(prepared)
+            lengths.add(length)
+        if len(lengths) > 1:
+            raise ValueError(f"all series must forecast the same number of candles, got {sorted(lengths)}")
+        pred_len = lengths.pop()
+        paths = self._generate(series, pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator)
+        forecasts = [self._frame(s.denormalize(p.mean(axis=0)), s.y_index) for s, p in zip(series, paths)]
+        if return_samples:
+            return forecasts, [s.denormalize(p) for s, p in zip(series, paths)]
+        return forecasts
+
+    def predict_quantiles(
+        self,
+        df,
+        x_timestamp=None,
+        y_timestamp=None,
+        pred_len=None,
+        quantile_levels=(0.1, 0.5, 0.9),
+        sample_count=20,
+        T=1.0,
+        top_k=0,
+        top_p=0.9,
+        verbose=True,
+        sliding="exact",
+        generator=None,
+    ):
+        """
+        Forecast one series as a distribution: the mean and quantiles over `sample_count` sample paths.
+
+        Args:
+            quantile_levels (`tuple[float]`): Levels strictly between 0 and 1.
+            sample_count (`int`, defaults to 20): Paths the quantiles are estimated from.
+            Other arguments: as in [`predict`].
+
+        Returns:
+            `pd.DataFrame` indexed by the forecast timestamps with the mean of each feature (columns open, high, low,
+            close, volume, amount, as [`predict`]) followed by its quantiles, named `{column}_q{level}`
+            (`close_q0.1`, `close_q0.5`, ...; see [`quantile_column`]).
+        """
+        levels = _check_quantile_levels(quantile_levels)
+        forecast, samples = self.predict(
+            df, x_timestamp, y_timestamp, pred_len, T=T, top_k=top_k, top_p=top_p, sample_count=sample_count,
+            verbose=verbose, return_samples=True, sliding=sliding, generator=generator,
+        )
+        return _with_quantiles(forecast, samples, levels)
+
+    def predict_quantiles_batch(
+        self,
+        df_list,
+        x_timestamp_list=None,
+        y_timestamp_list=None,
+        pred_len=None,
+        quantile_levels=(0.1, 0.5, 0.9),
+        sample_count=20,
+        T=1.0,
+        top_k=0,
+        top_p=0.9,
+        verbose=True,
+        sliding="exact",
+        generator=None,
+    ):
+        """[`predict_quantiles`] for several series in one batch; returns one frame per series."""
+        levels = _check_quantile_levels(quantile_levels)
+        forecasts, samples = self.predict_batch(
+            df_list, x_timestamp_list, y_timestamp_list, pred_len, T=T, top_k=top_k, top_p=top_p,
+            sample_count=sample_count, verbose=verbose, return_samples=True, sliding=sliding, generator=generator,
+        )
+        return [_with_quantiles(f, s, levels) for f, s in zip(forecasts, samples)]
+
+
+def _with_quantiles(forecast, samples, levels):
+    """`forecast` (the mean) with quantile columns computed over the paths `samples` `(paths, pred_len, 6)`."""
+    quantiles = np.quantile(samples, levels, axis=0)  # (levels, pred_len, 6)
+    columns = {}
+    for j, column in enumerate(FEATURE_COLUMNS):
+        for k, level in enumerate(levels):
+            columns[quantile_column(column, level)] = quantiles[k, :, j]
+    return pd.concat([forecast, pd.DataFrame(columns, index=forecast.index)], axis=1)
+
+
+__all__ = ["KronosForecaster", "calendar_features", "infer_future_timestamps", "quantile_column"]

@@ -1,0 +1,99 @@
+# Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
+"""The `"kline-forecasting"` transformers pipeline: K-line forecasts from `pipeline(...)`.
+
+Importing `transformers_kronos` registers the task, after which
+
+```python
+from transformers import pipeline
+
+forecaster = pipeline("kline-forecasting", model=model, tokenizer=kline_tokenizer)
+forecast = forecaster(df, pred_len=24)
+```
+
+returns the same forecast as [`KronosForecaster.predict`]. `model` is a [`KronosForTokenPrediction`] (or the path of a
+converted checkpoint) and `tokenizer` its [`KronosTokenizerModel`] (or a path/Hub id of one, upstream-format or
+converted), since Kronos' "tokenizer" is a network of its own rather than a text tokenizer.
+"""
+
+import pandas as pd
+from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
+
+from .forecasting import KronosForecaster
+from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
+
+TASK = "kline-forecasting"
+
+_PREPROCESS_KEYS = ("x_timestamp", "y_timestamp", "pred_len")
+_FORWARD_KEYS = ("T", "top_k", "top_p", "sample_count", "verbose", "sliding", "generator", "quantile_levels")
+
+
+class KlineForecastingPipeline(Pipeline):
+    """
+    Forecast candlesticks with Kronos.
+
+    Inputs (one, or a list of them): a `pd.DataFrame` with columns `open`, `high`, `low`, `close` (optionally
+    `volume`, `amount`) and its timestamps as a `DatetimeIndex` or a `timestamps` column, or a dict
+    `{"df": ..., "x_timestamp": ..., "y_timestamp": ...}`.
+
+    Call parameters: `pred_len` (or `y_timestamp`), `x_timestamp`, and the sampling controls of
+    [`KronosForecaster.predict`] (`T`, `top_k`, `top_p`, `sample_count`, `sliding`, `generator`, `verbose`,
+    which defaults to `False` here). With `quantile_levels=(0.1, 0.5, 0.9)` the output also holds quantile columns
+    (see [`KronosForecaster.predict_quantiles`]).
+
+    Construction parameters: `tokenizer` (the Kronos tokenizer, required), `max_context` and `clip` (as in
+    [`KronosForecaster`]).
+
+    Returns:
+        A `pd.DataFrame` per input, indexed by the forecast timestamps.
+    """
+
+    _load_tokenizer = False  # Kronos' tokenizer is a model; it is loaded here, not by AutoTokenizer
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_video_processor = False
+
+    def __init__(self, model, tokenizer=None, max_context=None, clip=5, **kwargs):
+        if tokenizer is None:
+            raise ValueError(
+                f"the {TASK!r} pipeline needs the Kronos tokenizer: pipeline({TASK!r}, model=..., tokenizer=...)"
+            )
+        if isinstance(tokenizer, str):
+            tokenizer = KronosTokenizerModel.from_pretrained(tokenizer)
+        super().__init__(model=model, tokenizer=tokenizer, **kwargs)
+        device = None if getattr(self.model, "hf_device_map", None) is not None else self.device
+        self.forecaster = KronosForecaster(self.model, tokenizer, device=device, max_context=max_context, clip=clip)
+
+    def _sanitize_parameters(self, **kwargs):
+        unknown = sorted(set(kwargs) - set(_PREPROCESS_KEYS) - set(_FORWARD_KEYS))
+        if unknown:
+            raise TypeError(f"unexpected argument(s) for the {TASK!r} pipeline: {unknown}")
+        preprocess = {k: kwargs[k] for k in _PREPROCESS_KEYS if k in kwargs}
+        forward = {k: kwargs[k] for k in _FORWARD_KEYS if k in kwargs}
+        return preprocess, forward, {}
+
+    def preprocess(self, inputs, x_timestamp=None, y_timestamp=None, pred_len=None):
+        if isinstance(inputs, dict):
+            unknown = sorted(set(inputs) - {"df", "x_timestamp", "y_timestamp"})
+            if unknown or "df" not in inputs:
+                raise ValueError(f"a dict input needs the key 'df' (and optionally 'x_timestamp', 'y_timestamp'); got {sorted(inputs)}")
+            x_timestamp = inputs.get("x_timestamp", x_timestamp)
+            y_timestamp = inputs.get("y_timestamp", y_timestamp)
+            inputs = inputs["df"]
+        if not isinstance(inputs, pd.DataFrame):
+            raise TypeError(f"{TASK!r} inputs must be DataFrames (or dicts with a 'df'), got {type(inputs).__name__}")
+        return {"df": inputs, "x_timestamp": x_timestamp, "y_timestamp": y_timestamp, "pred_len": pred_len}
+
+    def _forward(self, model_inputs, quantile_levels=None, verbose=False, **sampling):
+        if quantile_levels is not None:
+            sampling.setdefault("sample_count", 20)
+            return {"forecast": self.forecaster.predict_quantiles(**model_inputs, quantile_levels=quantile_levels, verbose=verbose, **sampling)}
+        return {"forecast": self.forecaster.predict(**model_inputs, verbose=verbose, **sampling)}
+
+    def postprocess(self, model_outputs):
+        return model_outputs["forecast"]
+
+
+PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=KlineForecastingPipeline, pt_model=KronosForTokenPrediction, type="multimodal")
+
+__all__ = ["KlineForecastingPipeline"]
