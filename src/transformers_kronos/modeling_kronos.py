@@ -173,8 +173,41 @@ class KronosCache:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def _execution_device(module):
+    """
+    The device `module` computes on.
+
+    Once accelerate has dispatched a model (`device_map=` spanning devices, or offload), a module called through its
+    `forward` gets its inputs moved by the hook on it, but the helper methods that the decoding paths call directly
+    (`cond_forward`, `project_kv`, `emb_s1`) bypass the hook on their parent. They move their inputs to this device.
+    An offloaded module keeps its weights on the meta device and its hook names the device it runs on.
+    """
+    for sub in module.modules():
+        hook = getattr(sub, "_hf_hook", None)
+        for h in (hook, *getattr(hook, "hooks", ())):  # a SequentialHook wraps several hooks
+            device = getattr(h, "execution_device", None)
+            if device is not None:
+                return torch.device(device)
+        for param in sub.parameters(recurse=False):
+            if param.device.type != "meta":
+                return param.device
+    return None
+
+
+def _to_module(tensor, module, cast=False):
+    """`tensor` moved to `module`'s execution device (and with `cast=True` to its weight's dtype); a no-op when it is there."""
+    device = _execution_device(module)
+    dtype = module.weight.dtype if cast else None
+    return tensor.to(device=device, dtype=dtype)
+
+
 class KronosRMSNorm(nn.Module):
-    """Root-mean-square norm, computed in float32 and cast back before the weight (as upstream)."""
+    """
+    Root-mean-square norm, computed in float32 and cast back before the weight (as upstream).
+
+    When the weight is kept in float32 under a half-precision model (`_keep_in_fp32_modules_strict`), the product
+    is taken in float32 and cast to the input's dtype once, so the next layer gets the dtype it expects.
+    """
 
     def __init__(self, dim, eps=1e-5):
         super().__init__()
@@ -184,7 +217,9 @@ class KronosRMSNorm(nn.Module):
     def forward(self, hidden_states):
         x = hidden_states.float()
         x = x * torch.rsqrt(torch.mean(x * x, dim=-1, keepdim=True) + self.eps)
-        return x.type_as(hidden_states) * self.weight
+        if self.weight.dtype == hidden_states.dtype:
+            return x.type_as(hidden_states) * self.weight
+        return (x * self.weight.float()).to(hidden_states.dtype)
 
 
 class KronosFeedForward(nn.Module):
@@ -276,8 +311,8 @@ def build_attention_mask(attention_mask, q_len, k_len, causal, top_left=False):
 
     Returns:
         `(mask, is_causal)`: a boolean mask `(batch or 1, 1, q_len, k_len)` (True = attend) or `None`, and whether the
-        kernel should apply its own causal mask. A query always sees its own position, so the rows of padding
-        positions are never fully masked (which would give NaN).
+        kernel should apply its own causal mask. A row left with no visible key (a padding query) sees its own
+        position instead, so no row is fully masked (which would give NaN).
     """
     if attention_mask is None:
         if not causal or (q_len == 1 and not top_left):
@@ -295,7 +330,9 @@ def build_attention_mask(attention_mask, q_len, k_len, causal, top_left=False):
     mask = mask[None, None]
     if attention_mask is not None:
         keep = attention_mask.to(device=device, dtype=torch.bool)[:, None, None, :]
-        mask = (mask & keep) | (k_pos[None, :] == q_pos[:, None])[None, None]
+        mask = mask & keep
+        # a row with nothing left to attend to (a padding query) falls back to its own position
+        mask = mask | (~mask.any(dim=-1, keepdim=True) & (k_pos[None, :] == q_pos[:, None])[None, None])
     return mask, False
 
 
@@ -374,6 +411,7 @@ class KronosCrossAttention(nn.Module):
 
     def project_kv(self, context):
         """Keys and values of context positions `(batch, len, d_model)` → two `(batch, heads, len, head_dim)`."""
+        context = _to_module(context, self.k_proj, cast=True)
         return self._split(self.k_proj(context)), self._split(self.v_proj(context))
 
     def forward(self, query, key_value=None, attention_mask=None, kv=None):
@@ -385,8 +423,13 @@ class KronosCrossAttention(nn.Module):
             kv (`tuple`, *optional*): Precomputed `project_kv(context)` (cached), used instead of `key_value`.
         """
         batch, q_len, _ = query.shape
-        q = self._split(self.q_proj(query))
-        k, v = kv if kv is not None else self.project_kv(key_value)
+        q = self._split(self.q_proj(_to_module(query, self.q_proj, cast=True)))
+        if kv is not None:
+            k, v = (t.to(q.device) for t in kv)
+        else:
+            k, v = self.project_kv(key_value)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(q.device)
         k_len = k.shape[-2]
         if q_len > 1:
             if q_len != k_len:
@@ -452,13 +495,12 @@ class KronosHierarchicalEmbedding(nn.Module):
         return self.fusion_proj(torch.cat([self.emb_s1(s1_ids) * scale, self.emb_s2(s2_ids) * scale], dim=-1))
 
 
-class KronosFixedEmbedding(nn.Module):
-    """A frozen sinusoidal table (used for calendar features when `learn_te=False`)."""
+class KronosSinusoidalTable(nn.Embedding):
+    """A frozen sinusoidal lookup table; its own class so that `_init_weights` fills it with sinusoids."""
 
     def __init__(self, num_embeddings, d_model):
-        super().__init__()
-        self.emb = nn.Embedding(num_embeddings, d_model)
-        self.emb.weight.requires_grad_(False)
+        super().__init__(num_embeddings, d_model)
+        self.weight.requires_grad_(False)
 
     @staticmethod
     def sinusoid_table(num_embeddings, d_model):
@@ -468,6 +510,14 @@ class KronosFixedEmbedding(nn.Module):
         table[:, 0::2] = torch.sin(position * div_term)
         table[:, 1::2] = torch.cos(position * div_term)
         return table
+
+
+class KronosFixedEmbedding(nn.Module):
+    """Calendar embedding by a frozen sinusoidal table (used when `learn_te=False`); never receives gradients."""
+
+    def __init__(self, num_embeddings, d_model):
+        super().__init__()
+        self.emb = KronosSinusoidalTable(num_embeddings, d_model)
 
     def forward(self, x):
         return self.emb(x).detach()
@@ -508,10 +558,10 @@ class KronosDualHead(nn.Module):
         self.proj_s2 = nn.Linear(d_model, self.vocab_s2)
 
     def forward(self, hidden_states):
-        return self.proj_s1(hidden_states)
+        return self.proj_s1(_to_module(hidden_states, self.proj_s1, cast=True))
 
     def cond_forward(self, hidden_states):
-        return self.proj_s2(hidden_states)
+        return self.proj_s2(_to_module(hidden_states, self.proj_s2, cast=True))
 
 
 class KronosBinarySphericalQuantizer(nn.Module):
@@ -708,9 +758,8 @@ class KronosPreTrainedModel(PreTrainedModel):
             init.xavier_normal_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, KronosFixedEmbedding):
-            init.copy_(module.emb.weight, KronosFixedEmbedding.sinusoid_table(*module.emb.weight.shape))
-            module.emb._is_hf_initialized = True
+        elif isinstance(module, KronosSinusoidalTable):
+            init.copy_(module.weight, module.sinusoid_table(*module.weight.shape))
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, mean=0.0, std=self.config.d_model**-0.5)
         elif isinstance(module, KronosRMSNorm):
@@ -731,10 +780,78 @@ class KronosPreTrainedModel(PreTrainedModel):
             upstream = _load_upstream_config(cls, pretrained_model_name_or_path, kwargs)
             if upstream is not None:
                 kwargs["config"] = upstream
+        _check_device_map(cls, pretrained_model_name_or_path, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
 
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+_DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def _check_device(device, where):
+    """Raise `ValueError` unless `device` names a device that exists here ("disk" is checked by the caller)."""
+    if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+        raise ValueError(f"{where} must be a device name, index or torch.device, got {type(device).__name__}")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"{where}: {device!r} is not a device on this machine ({err})") from None
+    if resolved.type in ("cpu", "meta"):
+        return
+    backend = getattr(torch, resolved.type, None)
+    is_available = getattr(backend, "is_available", None)
+    if is_available is not None and not is_available():
+        raise ValueError(f"{where}: {device!r} is not available on this machine (torch.{resolved.type} has no device)")
+    device_count = getattr(backend, "device_count", None)
+    if resolved.index is not None and device_count is not None and resolved.index >= device_count():
+        raise ValueError(f"{where}: {device!r} does not exist, this machine has {device_count()} {resolved.type} device(s)")
+
+
+def _check_device_map(cls, name_or_path, kwargs):
+    """
+    Reject a `device_map` that transformers would take silently or fail on deep inside loading: a device that does
+    not exist here, or a per-module dict that names modules the model does not have or leaves weights unplaced.
+    The module names come from the model built on the meta device (no memory, no weights read).
+    """
+    device_map = kwargs.get("device_map")
+    if device_map is None:
+        return
+    if isinstance(device_map, str) and device_map in _DEVICE_MAP_STRATEGIES:
+        return
+    if not isinstance(device_map, dict):
+        _check_device(device_map, "device_map")
+        return
+    for key, device in device_map.items():
+        if not isinstance(key, str):
+            raise ValueError(f"device_map keys must be module names (str), got {key!r}")
+        if device != "disk":
+            _check_device(device, f"device_map[{key!r}]")
+
+    import copy
+
+    from transformers import PretrainedConfig
+
+    config = kwargs.get("config")
+    if not isinstance(config, PretrainedConfig):
+        hub_kwargs = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+        config = cls.config_class.from_pretrained(name_or_path, **hub_kwargs)
+    with torch.device("meta"):
+        model = cls(copy.deepcopy(config))
+    known = {name for name, _ in model.named_modules()}
+    known.update(name for name, _ in model.named_parameters())
+    known.update(name for name, _ in model.named_buffers())
+    unknown = sorted(key for key in device_map if key and key not in known)
+    if unknown:
+        top = [name for name, _ in model.named_children()]
+        raise ValueError(f"device_map names modules that {cls.__name__} does not have: {unknown} (its top-level modules: {top})")
+    if "" not in device_map:
+        unplaced = [
+            name
+            for name in model.state_dict()
+            if not any(name == key or name.startswith(key + ".") for key in device_map)
+        ]
+        if unplaced:
+            raise ValueError(f"device_map places no device for {len(unplaced)} weight(s) of {cls.__name__}, e.g. {unplaced[:5]}")
 
 
 def _load_upstream_config(cls, name_or_path, kwargs):
@@ -764,7 +881,15 @@ def _load_upstream_config(cls, name_or_path, kwargs):
             return None
     if not isinstance(raw, dict) or "model_type" in raw:
         return None
-    return config_from_upstream(raw, expected=cls.config_class)
+    # config attributes passed to from_pretrained (e.g. max_context=2048) override the file, as for any checkpoint
+    import inspect
+
+    params = inspect.signature(cls.config_class.__init__).parameters
+    overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in params and k != "self" and k != "kwargs"}
+    for key in ("attn_implementation",):
+        if key in kwargs:
+            overrides[key] = kwargs[key]
+    return config_from_upstream({**raw, **overrides}, expected=cls.config_class)
 
 
 def config_from_upstream(raw, expected=None):
@@ -850,7 +975,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         """Embeddings → transformer blocks → final norm: `(batch, seq_len, d_model)` context."""
         hidden_states = self.embedding(s1_ids, s2_ids)
         if stamp is not None:
-            hidden_states = hidden_states + self.time_emb(stamp.to(hidden_states.device))
+            hidden_states = hidden_states + self.time_emb(stamp.to(hidden_states.device)).to(hidden_states.dtype)
         hidden_states = self.token_drop(hidden_states)
         seq_len = s1_ids.shape[1]
         offset = cache.position_offset if cache is not None else 0
@@ -907,7 +1032,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             if s1_ids.shape[1] not in (1, context.shape[1]):
                 raise ValueError(f"`s1_ids` must have length 1 or {context.shape[1]}, got {s1_ids.shape[1]}")
             _check_mask(attention_mask, context.shape[0], context.shape[1])
-        sibling = self.embedding.emb_s1(s1_ids.to(context.device))
+        sibling = self.embedding.emb_s1(_to_module(s1_ids, self.embedding.emb_s1))
         return self.head.cond_forward(self.dep_layer(context, sibling, attention_mask))
 
     def forward(
@@ -966,7 +1091,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         else:
             probs = torch.softmax(s1_logits.detach().float(), dim=-1)
             condition = torch.multinomial(probs.view(-1, self.s1_vocab_size), 1).view(s1_ids.shape)
-        sibling = self.embedding.emb_s1(condition.to(context.device))
+        sibling = self.embedding.emb_s1(_to_module(condition, self.embedding.emb_s1))
         s2_logits = self.head.cond_forward(self.dep_layer(context, sibling, attention_mask))
 
         loss = s1_loss = s2_loss = None
@@ -977,7 +1102,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             s2_loss = F.cross_entropy(
                 s2_logits.reshape(-1, self.s2_vocab_size).float(), s2_labels.reshape(-1).to(s2_logits.device), ignore_index=-100
             )
-            loss = (s1_loss + s2_loss) / 2
+            loss = (s1_loss + s2_loss.to(s1_loss.device)) / 2
 
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output = KronosOutput(
@@ -1048,7 +1173,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         self._validate(s1_ids, s2_ids, stamp, attention_mask)
         _check_stamp(future_stamp, s1_ids.shape[0], pred_len)
 
-        device = self.embedding.emb_s1.weight.device
+        device = _execution_device(self.embedding)
         batch, prompt_len = s1_ids.shape
         rows = batch * sample_count
         total = prompt_len + pred_len
@@ -1094,12 +1219,12 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         length = prompt_len
         for step in range(pred_len):
             next_s1 = sample_tokens(self.head(last[:, -1]), temperature, top_k, top_p, generator)
-            sibling = self.embedding.emb_s1(next_s1)
+            sibling = self.embedding.emb_s1(next_s1.to(device))
             if window_context is None:
                 attn = dep(sibling, attention_mask=window_mask(length, cache.length), kv=cache.read(dep.layer_idx))
             else:
                 attn = dep(sibling, window_context, window_mask(length, window_context.shape[1]))
-            s2_logits = self.head.cond_forward(self.dep_layer.norm(last + attn))[:, -1]
+            s2_logits = self.head.cond_forward(self.dep_layer.norm(last.to(attn.device) + attn))[:, -1]
             next_s2 = sample_tokens(s2_logits, temperature, top_k, top_p, generator)
             tokens_s1[:, length] = next_s1[:, 0]
             tokens_s2[:, length] = next_s2[:, 0]
@@ -1215,7 +1340,8 @@ class KronosTokenizerModel(KronosPreTrainedModel):
 
     def _encode_latent(self, x, attention_mask=None):
         x = x.to(self.embed.weight.dtype)
-        return self.quant_embed(self._run(self.encoder, self.embed(x), attention_mask))
+        hidden_states = self._run(self.encoder, self.embed(x), attention_mask)
+        return self.quant_embed(_to_module(hidden_states, self.quant_embed, cast=True))
 
     def _decode_latent(self, quantized, attention_mask=None, coarse=False):
         proj = self.post_quant_embed_pre if coarse else self.post_quant_embed
@@ -1288,13 +1414,13 @@ class KronosTokenizerModel(KronosPreTrainedModel):
         bsq_loss, quantized, indices = self.tokenizer(self._encode_latent(x, attention_mask))
         coarse = self._decode_latent(quantized[..., : self.s1_bits], attention_mask, coarse=True)
         full = self._decode_latent(quantized, attention_mask)
-        target = x.to(full.dtype)
+        target = x.to(device=full.device, dtype=full.dtype)
         if attention_mask is None:
             recon = F.mse_loss(coarse, target) + F.mse_loss(full, target)
         else:
-            keep = attention_mask.to(torch.bool)
+            keep = attention_mask.to(device=full.device, dtype=torch.bool)
             recon = F.mse_loss(coarse[keep], target[keep]) + F.mse_loss(full[keep], target[keep])
-        loss = (recon + bsq_loss) / 2
+        loss = (recon + bsq_loss.to(recon.device)) / 2
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output = KronosTokenizerOutput(
             loss=loss,

@@ -1,0 +1,464 @@
+"""Model tests for the Kronos predictor and tokenizer: parity with upstream, round trips, init, batching, errors."""
+
+import json
+
+import pytest
+import torch
+from conftest import (
+    PUBLISHED_MODEL_CONFIGS,
+    PUBLISHED_TOKENIZER_CONFIGS,
+    TINY_MODEL_CONFIGS,
+    TINY_TOKENIZER_CONFIGS,
+    random_stamp,
+    random_tokens,
+    with_dropout,
+)
+from transformers import AutoConfig, AutoModel
+
+from transformers_kronos import (
+    KronosConfig,
+    KronosForTokenPrediction,
+    KronosTokenizerConfig,
+    KronosTokenizerModel,
+)
+from transformers_kronos.modeling_kronos import KronosCache, build_attention_mask, filter_logits
+
+ATOL = 1e-5
+
+MODEL_CASES = {**{f"published-{k}": v for k, v in PUBLISHED_MODEL_CONFIGS.items()}, **TINY_MODEL_CONFIGS}
+TOKENIZER_CASES = {**{f"published-{k}": v for k, v in PUBLISHED_TOKENIZER_CONFIGS.items()}, **TINY_TOKENIZER_CONFIGS}
+
+
+def close(a, b, atol=ATOL):
+    return torch.allclose(a, b, atol=atol, rtol=0), (a - b).abs().max().item()
+
+
+def inputs_for(config, batch=2, length=23, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    s1, s2 = random_tokens(config, batch, length, g)
+    return s1, s2, random_stamp(batch, length, g)
+
+
+# ------------------------------------------------------------------------------------------------- predictor parity
+
+
+@pytest.mark.parametrize("name", list(MODEL_CASES))
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_predictor_parity(upstream_checkpoint, name, mode):
+    config = MODEL_CASES[name] if mode == "eval" else with_dropout(MODEL_CASES[name])
+    path, ref = upstream_checkpoint("model", config)
+    ours = KronosForTokenPrediction.from_pretrained(path)
+    assert not ours.training, "from_pretrained must return the model in eval mode"
+    ref.train(mode == "train")
+    ours.train(mode == "train")
+    length = 9 if name == "published-base" else 23
+    s1, s2, stamp = inputs_for(config, length=length)
+    next_s1 = torch.randint(0, 2 ** config["s1_bits"], (s1.shape[0], 1))
+    with torch.no_grad():
+        ref_logits, ref_ctx = ref.decode_s1(s1, s2, stamp)
+        logits, ctx = ours.decode_s1(s1, s2, stamp)
+        assert logits.shape == (2, length, 2 ** config["s1_bits"])
+        assert close(logits, ref_logits)[0], close(logits, ref_logits)[1]
+        assert close(ctx, ref_ctx)[0]
+
+        # single sampled token (upstream's decoding step) and a full-length conditioning sequence
+        for cond in (next_s1, s1):
+            ref_s2 = ref.decode_s2(ref_ctx, cond)
+            s2_logits = ours.decode_s2(ctx, cond)
+            assert s2_logits.shape == (2, length, 2 ** config["s2_bits"])
+            assert close(s2_logits, ref_s2)[0], close(s2_logits, ref_s2)[1]
+
+        ref_out = ref(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
+        out = ours(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
+        assert close(out[0], ref_out[0])[0] and close(out[1], ref_out[1])[0]
+
+        # the loss with labels = upstream's head.compute_loss under teacher forcing on the labels
+        s1_next, s2_next = torch.roll(s1, -1, 1), torch.roll(s2, -1, 1)
+        ref_tf = ref(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1_next)
+        ref_loss, ref_ce1, ref_ce2 = ref.head.compute_loss(ref_tf[0], ref_tf[1], s1_next, s2_next)
+        out = ours(s1, s2, stamp, s1_labels=s1_next, s2_labels=s2_next)
+        assert close(out.loss, ref_loss)[0], (out.loss, ref_loss)
+        assert close(out.s1_loss, ref_ce1)[0] and close(out.s2_loss, ref_ce2)[0]
+
+
+def test_sampled_s2_conditioning_matches_upstream_training_objective(upstream_checkpoint):
+    """`s2_conditioning="sampled"` is upstream's fine-tuning objective: s2 conditioned on a sampled s1."""
+    config = with_dropout(TINY_MODEL_CONFIGS["tiny"])
+    path, ref = upstream_checkpoint("model", config)
+    ours = KronosForTokenPrediction.from_pretrained(path, s2_conditioning="sampled")
+    assert ours.config.s2_conditioning == "sampled"
+    s1, s2, stamp = inputs_for(config)
+    s1_next, s2_next = torch.roll(s1, -1, 1), torch.roll(s2, -1, 1)
+    ref.train()
+    ours.train()
+    torch.manual_seed(3)
+    ref_logits = ref(s1, s2, stamp)
+    ref_loss = ref.head.compute_loss(ref_logits[0], ref_logits[1], s1_next, s2_next)[0]
+    torch.manual_seed(3)
+    out = ours(s1, s2, stamp, s1_labels=s1_next, s2_labels=s2_next)
+    assert close(out.loss, ref_loss)[0], (out.loss, ref_loss)
+    ref.eval()
+
+
+def test_labels_ignore_index(upstream_checkpoint):
+    config = TINY_MODEL_CONFIGS["tiny"]
+    path, _ = upstream_checkpoint("model", config)
+    model = KronosForTokenPrediction.from_pretrained(path)
+    s1, s2, stamp = inputs_for(config)
+    s1_labels, s2_labels = s1.clone(), s2.clone()
+    s1_labels[:, :5] = -100
+    s2_labels[:, :5] = -100
+    with torch.no_grad():
+        out = model(s1, s2, stamp, s1_labels=s1_labels, s2_labels=s2_labels)
+        ce1 = torch.nn.functional.cross_entropy(out.s1_logits[:, 5:].reshape(-1, 16), s1[:, 5:].reshape(-1))
+    assert torch.isfinite(out.loss)
+    assert close(out.s1_loss, ce1)[0]
+
+
+def test_upstream_inference_loop_runs_on_our_models(upstream, upstream_checkpoint):
+    """upstream's own `auto_regressive_inference` drives our objects unchanged and gives the same forecast."""
+    config = TINY_MODEL_CONFIGS["tiny"]
+    tok_config = TINY_TOKENIZER_CONFIGS["tiny"]
+    model_path, ref_model = upstream_checkpoint("model", config)
+    tok_path, ref_tok = upstream_checkpoint("tokenizer", tok_config)
+    model = KronosForTokenPrediction.from_pretrained(model_path)
+    tokenizer = KronosTokenizerModel.from_pretrained(tok_path)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 30, 6, generator=g)
+    x_stamp, y_stamp = random_stamp(2, 30, g), random_stamp(2, 8, g)
+    results = []
+    for tok, mod in ((ref_tok, ref_model), (tokenizer, model)):
+        torch.manual_seed(11)
+        results.append(
+            upstream.kronos.auto_regressive_inference(tok, mod, x, x_stamp, y_stamp, 20, 8, sample_count=2, top_p=0.9)
+        )
+    assert results[0].shape == (2, 20, 6)
+    assert abs(results[0] - results[1]).max() < ATOL
+
+
+# ------------------------------------------------------------------------------------------------- tokenizer parity
+
+
+@pytest.mark.parametrize("name", list(TOKENIZER_CASES))
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_tokenizer_parity(upstream_checkpoint, name, mode):
+    config = TOKENIZER_CASES[name] if mode == "eval" else with_dropout(TOKENIZER_CASES[name])
+    path, ref = upstream_checkpoint("tokenizer", config)
+    ours = KronosTokenizerModel.from_pretrained(path)
+    assert not ours.training
+    ref.train(mode == "train")
+    ours.train(mode == "train")
+    x = torch.randn(3, 40, config["d_in"], generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref_full = ref.encode(x)
+        full = ours.encode(x)
+        assert torch.equal(full, ref_full)
+        ref_half = ref.encode(x, half=True)
+        half = ours.encode(x, half=True)
+        assert all(torch.equal(a, b) for a, b in zip(half, ref_half))
+
+        assert close(ours.decode(full), ref.decode(ref_full))[0]
+        if config["s1_bits"] == config["s2_bits"]:
+            assert close(ours.decode(half, half=True), ref.decode(ref_half, half=True))[0]
+        # upstream's half decode splits at codebook_dim // 2 bits; the right answer is the full-id decode
+        assert close(ours.decode(half, half=True), ref.decode(ref_full))[0]
+
+        (ref_coarse, ref_recon), ref_bsq, ref_quant, ref_idx = ref(x)
+        out = ours(x)
+        assert close(out.coarse_reconstruction, ref_coarse)[0]
+        assert close(out.reconstruction, ref_recon)[0]
+        assert close(out.bsq_loss, ref_bsq)[0], (out.bsq_loss, ref_bsq)
+        assert torch.equal(out.quantized, ref_quant)
+        assert torch.equal(out.indices, ref_idx)
+        mse = torch.nn.functional.mse_loss
+        expected = (mse(ref_coarse, x) + mse(ref_recon, x) + ref_bsq) / 2
+        assert close(out.loss, expected)[0]
+
+
+def test_tokenizer_gradients_match_upstream(upstream_checkpoint):
+    """The straight-through estimator and the entropy terms give upstream's gradients."""
+    config = TINY_TOKENIZER_CONFIGS["tiny"]
+    path, ref = upstream_checkpoint("tokenizer", config)
+    ours = KronosTokenizerModel.from_pretrained(path).train()
+    ref.train()
+    x = torch.randn(2, 16, 6, generator=torch.Generator().manual_seed(4))
+    (coarse, recon), bsq, _, _ = ref(x)
+    ((torch.nn.functional.mse_loss(coarse, x) + torch.nn.functional.mse_loss(recon, x) + bsq) / 2).backward()
+    ours(x).loss.backward()
+    ref_grads = dict(ref.named_parameters())
+    for name, param in ours.named_parameters():
+        assert close(param.grad, ref_grads[name].grad)[0], name
+    ref.zero_grad()
+    ref.eval()
+
+
+# ------------------------------------------------------------------------------------------------- save / load / init
+
+
+def test_upstream_state_dict_loads_without_renaming(upstream_checkpoint):
+    config = TINY_MODEL_CONFIGS["odd_bits_fixed_te"]
+    path, ref = upstream_checkpoint("model", config)
+    ours, info = KronosForTokenPrediction.from_pretrained(path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    # every upstream tensor except the rotary tables (rebuilt in float32 here) is a key of ours, same shape
+    ours_sd = ours.state_dict()
+    for key, value in ref.state_dict().items():
+        if key.endswith("rotary.inv_freq"):
+            torch.testing.assert_close(value, dict(ours.named_buffers())[key])
+            continue
+        assert ours_sd[key].shape == value.shape and torch.equal(ours_sd[key], value), key
+
+
+def test_save_load_round_trip(tmp_path):
+    config = KronosConfig(**TINY_MODEL_CONFIGS["six_heads"], max_context=64)
+    model = KronosForTokenPrediction(config).eval()
+    s1, s2, stamp = inputs_for(TINY_MODEL_CONFIGS["six_heads"])
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "kronos" and saved["max_context"] == 64
+    assert saved["auto_map"]["AutoModel"].endswith("KronosForTokenPrediction")
+    assert (tmp_path / "modeling_kronos.py").exists() and (tmp_path / "configuration_kronos.py").exists()
+    reloaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(reloaded, KronosForTokenPrediction) and not reloaded.training
+    with torch.no_grad():
+        assert torch.equal(model.decode_s1(s1, s2, stamp)[0], reloaded.decode_s1(s1, s2, stamp)[0])
+
+    tok = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["odd_bits"])).eval()
+    tok.save_pretrained(tmp_path / "tok")
+    tok2 = AutoModel.from_pretrained(tmp_path / "tok")
+    assert isinstance(tok2, KronosTokenizerModel)
+    x = torch.randn(2, 12, 5)
+    with torch.no_grad():
+        assert torch.equal(tok.encode(x), tok2.encode(x))
+        assert torch.equal(tok(x).reconstruction, tok2(x).reconstruction)
+
+
+def test_init_from_config_is_finite_and_deterministic():
+    config = KronosConfig(**TINY_MODEL_CONFIGS["odd_bits_fixed_te"])
+    torch.manual_seed(0)
+    a = KronosForTokenPrediction(config)
+    torch.manual_seed(0)
+    b = KronosForTokenPrediction(config)
+    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.isfinite(pa.float()).all() and torch.equal(pa, pb), name
+    rotary = a.transformer[0].self_attn.rotary
+    head_dim = config.d_model // config.n_heads
+    expected = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    assert torch.equal(rotary.inv_freq, expected)
+    # learn_te=False: fixed sinusoid tables, frozen
+    table = a.time_emb.hour_embed.emb.weight
+    assert not table.requires_grad
+    assert torch.allclose(table[0, 0::2], torch.zeros(config.d_model // 2)) and torch.allclose(table[0, 1::2], torch.ones(config.d_model // 2))
+
+    tok = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"]))
+    assert torch.equal(tok.tokenizer.bsq.basis, 2 ** torch.arange(7, -1, -1))
+    assert len(tok.encoder) == 1 and len(tok.decoder) == 1  # upstream builds n_layers - 1 blocks
+
+
+def test_meta_device_load_rebuilds_non_persistent_buffers(tmp_path):
+    """transformers 5 builds the model on the meta device; buffers not in the checkpoint must be rebuilt."""
+    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"]))
+    model.save_pretrained(tmp_path)
+    from safetensors.torch import load_file
+
+    assert not any("inv_freq" in k for k in load_file(tmp_path / "model.safetensors"))
+    reloaded = KronosForTokenPrediction.from_pretrained(tmp_path)
+    for name, buf in reloaded.named_buffers():
+        assert buf.device.type == "cpu" and torch.isfinite(buf.float()).all(), name
+        torch.testing.assert_close(buf, dict(model.named_buffers())[name], rtol=0, atol=0)
+
+
+def test_auto_classes_are_registered():
+    config = AutoConfig.for_model("kronos", n_layers=1, d_model=32, n_heads=2, ff_dim=32)
+    assert isinstance(config, KronosConfig)
+    assert isinstance(AutoModel.from_config(config), KronosForTokenPrediction)
+    tok_config = AutoConfig.for_model("kronos_tokenizer", d_model=32, n_heads=2, ff_dim=32)
+    assert isinstance(AutoModel.from_config(tok_config), KronosTokenizerModel)
+
+
+# ------------------------------------------------------------------------------------------------- batching, masks
+
+
+def test_batching_equivalence_and_left_padding():
+    config = TINY_MODEL_CONFIGS["six_heads"]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, batch=3, length=15)
+    with torch.no_grad():
+        batched, ctx = model.decode_s1(s1, s2, stamp)
+        for i in range(3):
+            alone, _ = model.decode_s1(s1[i : i + 1], s2[i : i + 1], stamp[i : i + 1])
+            assert close(batched[i : i + 1], alone)[0]
+        # row 0 left-padded by 6 positions gives the logits of its 9 real positions alone
+        mask = torch.ones(3, 15, dtype=torch.long)
+        mask[0, :6] = 0
+        padded, pctx = model.decode_s1(s1, s2, stamp, attention_mask=mask)
+        alone, actx = model.decode_s1(s1[:1, 6:], s2[:1, 6:], stamp[:1, 6:])
+        assert close(padded[0, 6:], alone[0])[0]
+        assert torch.isfinite(padded).all()
+        cond = torch.randint(0, 2 ** config["s1_bits"], (3, 1))
+        s2_padded = model.decode_s2(pctx, cond, attention_mask=mask)
+        s2_alone = model.decode_s2(actx, cond[:1])
+        assert close(s2_padded[0, 6:], s2_alone[0])[0]
+
+    tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).eval()
+    x = torch.randn(2, 14, 6)
+    mask = torch.ones(2, 14, dtype=torch.long)
+    mask[1, :4] = 0
+    with torch.no_grad():
+        ids = tokenizer.encode(x, attention_mask=mask)
+        assert torch.equal(ids[1, 4:], tokenizer.encode(x[1:, 4:])[0])
+        dec = tokenizer.decode(ids, attention_mask=mask)
+        assert close(dec[1, 4:], tokenizer.decode(ids[1:, 4:])[0])[0]
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_attention_implementations_agree(implementation):
+    config = TINY_MODEL_CONFIGS["tiny"]
+    torch.manual_seed(0)
+    ref = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    model = KronosForTokenPrediction(KronosConfig(**config, attn_implementation=implementation)).eval()
+    model.load_state_dict(ref.state_dict())
+    assert model.config._attn_implementation == implementation
+    s1, s2, stamp = inputs_for(config)
+    mask = torch.ones_like(s1)
+    mask[1, :3] = 0
+    with torch.no_grad():
+        for train in (False, True):
+            ref.train(train)
+            model.train(train)
+            assert close(model(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)[1], ref(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)[1])[0]
+            a = model.decode_s1(s1, s2, stamp, attention_mask=mask)[0]
+            b = ref.decode_s1(s1, s2, stamp, attention_mask=mask)[0]
+            assert close(a, b)[0]
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    config = TINY_MODEL_CONFIGS["tiny"]
+    torch.manual_seed(0)
+    model = KronosForTokenPrediction(KronosConfig(**config)).train()
+    s1, s2, stamp = inputs_for(config)
+    labels = dict(s1_labels=torch.roll(s1, -1, 1), s2_labels=torch.roll(s2, -1, 1))
+    model(s1, s2, stamp, **labels).loss.backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable()
+    assert all(block.gradient_checkpointing for block in model.transformer)
+    model(s1, s2, stamp, **labels).loss.backward()
+    for name, grad in plain.items():
+        assert close(dict(model.named_parameters())[name].grad, grad)[0], name
+
+
+def test_attention_mask_helper_never_masks_a_whole_row():
+    mask = torch.tensor([[0, 0, 1, 1]])
+    built, is_causal = build_attention_mask(mask, 4, 4, causal=True)
+    assert not is_causal and built.shape == (1, 1, 4, 4)
+    assert built.any(-1).all()
+    assert build_attention_mask(None, 4, 4, causal=True) == (None, True)
+    assert build_attention_mask(None, 1, 9, causal=True) == (None, False)
+
+
+def test_cache_rolls_and_refuses_overflow():
+    cache = KronosCache(3)
+    k = torch.arange(4.0).view(1, 1, 4, 1)
+    with pytest.raises(ValueError, match="full"):
+        cache.update(0, k, k)
+    rolling = KronosCache(3, rolling=True)
+    rolling.update(0, k[..., :2, :], k[..., :2, :])
+    rolling.advance(2)
+    keys, _ = rolling.update(0, k[..., 2:, :], k[..., 2:, :])
+    rolling.advance(2)
+    assert keys.flatten().tolist() == [1.0, 2.0, 3.0] and rolling.length == 3 and rolling.position_offset == 4
+
+
+def test_filter_logits_applies_top_k_and_top_p():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isinf(filter_logits(logits, top_k=2)).tolist() == [[False, False, True, True]]
+    # nucleus keeps tokens until the cumulative probability first exceeds top_p (upstream's rule)
+    assert torch.isinf(filter_logits(logits, top_p=0.7)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_logits(logits, top_p=0.85)).tolist() == [[False, False, False, True]]
+    # both filters apply (upstream ignores top_p when top_k > 0)
+    assert torch.isinf(filter_logits(logits, top_k=3, top_p=0.6)).tolist() == [[False, False, True, True]]
+    assert not torch.isinf(filter_logits(logits, top_k=None, top_p=None)).any()
+
+
+# ------------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def tiny_pair():
+    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
+    tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).eval()
+    return model, tokenizer
+
+
+def test_bad_token_ids(tiny_pair):
+    model, _ = tiny_pair
+    s1, s2, stamp = inputs_for(TINY_MODEL_CONFIGS["tiny"])
+    with pytest.raises(ValueError, match=r"s1_ids.*outside \[0, 16\)"):
+        model.decode_s1(s1 + 16, s2, stamp)
+    with pytest.raises(ValueError, match="s2_ids"):
+        model(s1, s2 - 100, stamp)
+    with pytest.raises(TypeError, match="integer"):
+        model.decode_s1(s1.float(), s2, stamp)
+    with pytest.raises(ValueError, match="batch size and length"):
+        model.decode_s1(s1, s2[:1], stamp)
+    with pytest.raises(ValueError, match="s1_ids"):
+        model.decode_s2(torch.zeros(2, 23, 32), torch.full((2, 1), 99))
+    with pytest.raises(ValueError, match="batch size"):
+        model.decode_s2(torch.zeros(2, 23, 32), torch.zeros(3, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="s1_labels.*s2_labels"):
+        model(s1, s2, stamp, s1_labels=s1)
+    with pytest.raises(ValueError, match="s2_labels"):
+        model(s1, s2, stamp, s1_labels=s1, s2_labels=s2 + 16)
+    with pytest.raises(ValueError, match="shape"):
+        model(s1, s2, stamp, s1_labels=s1[:, 1:], s2_labels=s2[:, 1:])
+    with pytest.raises(ValueError, match="s1_targets"):
+        model(s1, s2, stamp, use_teacher_forcing=True)
+
+
+def test_bad_stamp_and_mask(tiny_pair):
+    model, _ = tiny_pair
+    s1, s2, stamp = inputs_for(TINY_MODEL_CONFIGS["tiny"])
+    with pytest.raises(ValueError, match=r"stamp.*shape"):
+        model.decode_s1(s1, s2, stamp[..., :4])
+    with pytest.raises(ValueError, match=r"stamp.*shape"):
+        model.decode_s1(s1, s2, stamp[:, :5])
+    bad = stamp.clone()
+    bad[0, 0, 1] = 24
+    with pytest.raises(ValueError, match="'hour'"):
+        model.decode_s1(s1, s2, bad)
+    bad = stamp.clone()
+    bad[1, 3, 4] = -1
+    with pytest.raises(ValueError, match="'month'"):
+        model(s1, s2, bad)
+    bad = stamp.clone()
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        model.decode_s1(s1, s2, bad)
+    with pytest.raises(ValueError, match="attention_mask"):
+        model.decode_s1(s1, s2, stamp, attention_mask=torch.ones(2, 5))
+
+
+def test_bad_tokenizer_input(tiny_pair):
+    _, tokenizer = tiny_pair
+    with pytest.raises(ValueError, match="d_in=6"):
+        tokenizer.encode(torch.randn(2, 10, 5))
+    with pytest.raises(ValueError, match="d_in=6"):
+        tokenizer(torch.randn(10, 6))
+    with pytest.raises(TypeError, match="floating"):
+        tokenizer.encode(torch.ones(2, 10, 6, dtype=torch.long))
+    with pytest.raises(ValueError, match="NaN"):
+        tokenizer.encode(torch.full((1, 3, 6), float("nan")))
+    with pytest.raises(ValueError, match="indices"):
+        tokenizer.decode(torch.full((1, 3), 256))
+    with pytest.raises(TypeError, match="pair"):
+        tokenizer.decode(torch.zeros(1, 3, dtype=torch.long), half=True)
+    with pytest.raises(ValueError, match="s2_ids"):
+        tokenizer.decode([torch.zeros(1, 3, dtype=torch.long), torch.full((1, 3), 16)], half=True)
+
+
+def test_wrong_kind_of_upstream_checkpoint(upstream_checkpoint):
+    path, _ = upstream_checkpoint("tokenizer", TINY_TOKENIZER_CONFIGS["tiny"])
+    with pytest.raises(ValueError, match="KronosTokenizerModel"):
+        KronosForTokenPrediction.from_pretrained(path)
