@@ -20,6 +20,7 @@ The data flow, per series:
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -55,7 +56,7 @@ def calendar_features(timestamps):
         month, month.
     """
     index = _as_datetime_index(timestamps, "timestamps")
-    return np.stack([index.minute, index.hour, index.weekday, index.day, index.month], axis=-1).astype(np.float32)
+    return np.stack([index.minute, index.hour, index.day_of_week, index.day, index.month], axis=-1).astype(np.float32)
 
 
 def infer_future_timestamps(x_timestamp, pred_len):
@@ -77,7 +78,9 @@ def infer_future_timestamps(x_timestamp, pred_len):
     if (steps == steps[0]).all():
         step = pd.Timedelta(steps[0])
         return pd.DatetimeIndex([index[-1] + step * (i + 1) for i in range(pred_len)], name=index.name)
-    freq = pd.infer_freq(index) if len(index) >= 3 else None
+    with warnings.catch_warnings():  # pandas 3 announces that infer_freq will return an offset; both work below
+        warnings.simplefilter("ignore")
+        freq = pd.infer_freq(index) if len(index) >= 3 else None
     if freq is None:
         raise ValueError(
             "cannot infer future timestamps: `x_timestamp` has no regular frequency (its steps vary); pass `y_timestamp`"

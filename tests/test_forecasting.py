@@ -1,0 +1,427 @@
+"""KronosForecaster: parity with upstream's KronosPredictor, batches, sample paths, quantiles and input checks."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS
+
+from transformers_kronos import (
+    KronosConfig,
+    KronosForecaster,
+    KronosForTokenPrediction,
+    KronosTokenizerConfig,
+    KronosTokenizerModel,
+    calendar_features,
+    filter_logits,
+    infer_future_timestamps,
+)
+from transformers_kronos.forecasting import FEATURE_COLUMNS, quantile_column
+
+MODEL_CONFIG = TINY_MODEL_CONFIGS["tiny"]
+TOKENIZER_CONFIG = TINY_TOKENIZER_CONFIGS["tiny"]
+
+
+def make_klines(n, seed=0, freq="5min", start="2024-01-02 09:30", volume=True, amount=False):
+    """A random-walk K-line frame and its timestamps (a Series, as upstream's predictor needs)."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = close * (1 + rng.normal(0, 0.003, n))
+    frame = {
+        "open": open_,
+        "high": np.maximum(open_, close) * (1 + rng.uniform(0, 0.005, n)),
+        "low": np.minimum(open_, close) * (1 - rng.uniform(0, 0.005, n)),
+        "close": close,
+    }
+    if volume:
+        frame["volume"] = rng.uniform(1e3, 5e3, n)
+    if amount:
+        frame["amount"] = frame["volume"] * close
+    timestamps = pd.Series(pd.date_range(start, periods=n, freq=freq), name="timestamps")
+    return pd.DataFrame(frame), timestamps
+
+
+@pytest.fixture(scope="module")
+def checkpoints(upstream_checkpoint):
+    """Upstream-written checkpoints of a tiny predictor and tokenizer, and the upstream modules (eval mode)."""
+    model_path, up_model = upstream_checkpoint("model", MODEL_CONFIG, seed=1)
+    tok_path, up_tok = upstream_checkpoint("tokenizer", TOKENIZER_CONFIG, seed=2)
+    return model_path, tok_path, up_model, up_tok
+
+
+@pytest.fixture(scope="module")
+def forecaster(checkpoints):
+    model_path, tok_path, _, _ = checkpoints
+    return KronosForecaster.from_pretrained(model_path, tok_path, device="cpu")
+
+
+def upstream_predictor(upstream, checkpoints, max_context):
+    _, _, up_model, up_tok = checkpoints
+    return upstream.KronosPredictor(up_model, up_tok, device="cpu", max_context=max_context, clip=5)
+
+
+def split(df, timestamps, lookback, pred_len):
+    return (
+        df.iloc[:lookback],
+        timestamps.iloc[:lookback].reset_index(drop=True),
+        timestamps.iloc[lookback : lookback + pred_len].reset_index(drop=True),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ parity with upstream
+
+# (lookback, pred_len, max_context): in the window; context already longer than the window; window fills mid-forecast
+PARITY_CASES = [(40, 8, 64), (40, 12, 32), (24, 16, 32)]
+
+
+@pytest.mark.parametrize("lookback,pred_len,max_context", PARITY_CASES)
+def test_greedy_matches_upstream(upstream, checkpoints, forecaster, lookback, pred_len, max_context):
+    df, ts = make_klines(lookback + pred_len, seed=lookback + pred_len)
+    x, x_ts, y_ts = split(df, ts, lookback, pred_len)
+    expected = upstream_predictor(upstream, checkpoints, max_context).predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
+    forecaster.max_context = max_context
+    try:
+        ours = forecaster.predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
+    finally:
+        forecaster.max_context = 512
+    assert list(ours.columns) == list(expected.columns)
+    assert (ours.index == pd.DatetimeIndex(expected.index)).all()
+    np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("lookback,pred_len,max_context", PARITY_CASES)
+def test_seeded_sampling_matches_upstream(upstream, checkpoints, forecaster, lookback, pred_len, max_context):
+    """Same seed, same random draws: the averaged sample paths equal upstream's (sample_count=3, nucleus)."""
+    df, ts = make_klines(lookback + pred_len, seed=7)
+    x, x_ts, y_ts = split(df, ts, lookback, pred_len)
+    predictor = upstream_predictor(upstream, checkpoints, max_context)
+    torch.manual_seed(123)
+    expected = predictor.predict(x, x_ts, y_ts, pred_len, T=1.0, top_p=0.9, sample_count=3, verbose=False)
+    forecaster.max_context = max_context
+    try:
+        torch.manual_seed(123)
+        ours = forecaster.predict(x, x_ts, y_ts, pred_len, T=1.0, top_p=0.9, sample_count=3, verbose=False)
+    finally:
+        forecaster.max_context = 512
+    np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=0)
+
+
+def test_predict_batch_matches_upstream(upstream, checkpoints, forecaster):
+    lookback, pred_len = 30, 6
+    frames = [make_klines(lookback + pred_len, seed=s) for s in range(3)]
+    xs, x_tss, y_tss = zip(*(split(df, ts, lookback, pred_len) for df, ts in frames))
+    predictor = upstream_predictor(upstream, checkpoints, 512)
+    expected = predictor.predict_batch(list(xs), list(x_tss), list(y_tss), pred_len, top_k=1, verbose=False)
+    ours = forecaster.predict_batch(list(xs), list(x_tss), list(y_tss), pred_len, top_k=1, verbose=False)
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-5, atol=0)
+    torch.manual_seed(5)
+    expected = predictor.predict_batch(list(xs), list(x_tss), list(y_tss), pred_len, sample_count=2, verbose=False)
+    torch.manual_seed(5)
+    ours = forecaster.predict_batch(list(xs), list(x_tss), list(y_tss), pred_len, sample_count=2, verbose=False)
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-5, atol=0)
+
+
+def test_missing_volume_and_amount_filled_as_upstream(upstream, checkpoints, forecaster):
+    pred_len = 5
+    for volume in (False, True):
+        df, ts = make_klines(35, seed=11, volume=volume)
+        x, x_ts, y_ts = split(df, ts, 30, pred_len)
+        expected = upstream_predictor(upstream, checkpoints, 512).predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
+        ours = forecaster.predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
+        np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=0)
+
+
+# ------------------------------------------------------------------------------------------------ batches
+
+def test_ragged_batch_equals_each_series_alone(forecaster):
+    """Different context lengths (one longer than the window): left padding gives each series' own forecast."""
+    pred_len = 10
+    forecaster.max_context = 32
+    try:
+        series = [split(*make_klines(n + pred_len, seed=n), n, pred_len) for n in (12, 25, 45)]
+        batch = forecaster.predict_batch(
+            [s[0] for s in series], [s[1] for s in series], [s[2] for s in series], pred_len, top_k=1, verbose=False
+        )
+        for (x, x_ts, y_ts), got in zip(series, batch):
+            alone = forecaster.predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
+            np.testing.assert_allclose(got.to_numpy(), alone.to_numpy(), rtol=1e-4, atol=1e-6)
+            assert (got.index == alone.index).all()
+    finally:
+        forecaster.max_context = 512
+
+
+def test_batch_rejects_different_forecast_lengths(forecaster):
+    (x1, t1, y1), (x2, t2, y2) = split(*make_klines(30, seed=1), 25, 5), split(*make_klines(30, seed=2), 24, 6)
+    with pytest.raises(ValueError, match="same number of candles"):
+        forecaster.predict_batch([x1, x2], [t1, t2], [y1, y2], verbose=False)
+
+
+# ------------------------------------------------------------------------------------------------ distributions
+
+def test_samples_and_quantiles(forecaster):
+    x, x_ts, y_ts = split(*make_klines(40, seed=3), 32, 8)
+    torch.manual_seed(0)
+    mean, samples = forecaster.predict(x, x_ts, y_ts, sample_count=6, verbose=False, return_samples=True)
+    assert samples.shape == (6, 8, 6)
+    assert np.isfinite(samples).all()
+    assert not np.allclose(samples[0], samples[1])  # distinct paths
+    np.testing.assert_allclose(mean.to_numpy(), samples.mean(axis=0), rtol=1e-4, atol=1e-4)
+
+    torch.manual_seed(0)
+    table = forecaster.predict_quantiles(x, x_ts, y_ts, quantile_levels=(0.1, 0.5, 0.9), sample_count=6, verbose=False)
+    levels = (0.1, 0.5, 0.9)
+    assert list(table.columns[:6]) == list(FEATURE_COLUMNS)
+    assert [c for c in table.columns[6:]] == [quantile_column(c, q) for c in FEATURE_COLUMNS for q in levels]
+    np.testing.assert_allclose(table[list(FEATURE_COLUMNS)].to_numpy(), mean.to_numpy(), rtol=1e-6)
+    for j, column in enumerate(FEATURE_COLUMNS):
+        for q in levels:
+            np.testing.assert_allclose(table[quantile_column(column, q)].to_numpy(), np.quantile(samples[:, :, j], q, axis=0), rtol=1e-6)
+        assert (table[quantile_column(column, 0.1)] <= table[quantile_column(column, 0.5)] + 1e-9).all()
+        assert (table[quantile_column(column, 0.5)] <= table[quantile_column(column, 0.9)] + 1e-9).all()
+    assert (table["close_q0.9"] - table["close_q0.1"]).max() > 0
+
+
+def test_quantiles_batch(forecaster):
+    series = [split(*make_klines(n + 4, seed=n), n, 4) for n in (20, 28)]
+    tables = forecaster.predict_quantiles_batch(
+        [s[0] for s in series], [s[1] for s in series], [s[2] for s in series], quantile_levels=(0.25, 0.75),
+        sample_count=4, verbose=False,
+    )
+    assert len(tables) == 2 and all(t.shape == (4, 6 + 12) for t in tables)
+
+
+def test_seeded_runs_are_reproducible(forecaster):
+    x, x_ts, y_ts = split(*make_klines(40, seed=4), 32, 8)
+    runs = []
+    for _ in range(2):
+        generator = torch.Generator().manual_seed(42)
+        runs.append(forecaster.predict(x, x_ts, y_ts, sample_count=3, verbose=False, return_samples=True, generator=generator)[1])
+    np.testing.assert_array_equal(runs[0], runs[1])
+    other = forecaster.predict(
+        x, x_ts, y_ts, sample_count=3, verbose=False, return_samples=True, generator=torch.Generator().manual_seed(43)
+    )[1]
+    assert not np.array_equal(runs[0], other)
+    torch.manual_seed(9)
+    a = forecaster.predict(x, x_ts, y_ts, sample_count=2, verbose=False)
+    torch.manual_seed(9)
+    b = forecaster.predict(x, x_ts, y_ts, sample_count=2, verbose=False)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_top_k_none_and_both_filters():
+    # upstream crashes on top_k=None and ignores top_p when top_k > 0; here both filters apply
+    logits = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]])
+    kept = torch.isfinite(filter_logits(logits.clone(), top_k=4, top_p=0.5))
+    assert kept.tolist() == [[True, False, False, False, False]]
+    kept = torch.isfinite(filter_logits(logits.clone(), top_k=None, top_p=1.0))
+    assert kept.all()
+    kept = torch.isfinite(filter_logits(logits.clone(), top_k=2, top_p=1.0))
+    assert kept.tolist() == [[True, True, False, False, False]]
+
+
+def test_top_k_none_accepted(forecaster):
+    x, x_ts, y_ts = split(*make_klines(30, seed=5), 26, 4)
+    out = forecaster.predict(x, x_ts, y_ts, top_k=None, top_p=0.8, verbose=False)
+    assert out.shape == (4, 6) and np.isfinite(out.to_numpy()).all()
+
+
+# ------------------------------------------------------------------------------------------------ modes and options
+
+def test_rolling_mode(forecaster):
+    """Rolling equals exact while the window never fills, and stays close to it once it slides."""
+    x, x_ts, y_ts = split(*make_klines(40, seed=6), 30, 10)
+    exact = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
+    rolling = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False, sliding="rolling")
+    pd.testing.assert_frame_equal(exact, rolling)
+    forecaster.max_context = 32
+    try:
+        rolling = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False, sliding="rolling")
+    finally:
+        forecaster.max_context = 512
+    assert rolling.shape == (10, 6) and np.isfinite(rolling.to_numpy()).all()
+    with pytest.raises(ValueError, match="sliding"):
+        forecaster.predict(x, x_ts, y_ts, verbose=False, sliding="approximate")
+
+
+def test_timestamps_inferred(forecaster):
+    x, x_ts, y_ts = split(*make_klines(40, seed=8), 32, 8)
+    given = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
+    inferred = forecaster.predict(x, x_ts, pred_len=8, top_k=1, verbose=False)
+    pd.testing.assert_frame_equal(given, inferred, check_names=False)
+    assert (inferred.index == pd.DatetimeIndex(y_ts)).all()
+    # a DatetimeIndex on the frame stands in for x_timestamp
+    indexed = forecaster.predict(x.set_index(pd.DatetimeIndex(x_ts)), pred_len=8, top_k=1, verbose=False)
+    np.testing.assert_array_equal(indexed.to_numpy(), given.to_numpy())
+
+
+def test_infer_future_timestamps():
+    days = pd.bdate_range("2024-01-01", periods=10)  # Monday to Friday: steps of 1 and 3 days
+    assert list(infer_future_timestamps(days, 3)) == list(pd.bdate_range("2024-01-15", periods=3))
+    minutes = pd.Series(pd.date_range("2024-01-01 09:30", periods=5, freq="15min"))
+    assert list(infer_future_timestamps(minutes, 2)) == [pd.Timestamp("2024-01-01 10:45"), pd.Timestamp("2024-01-01 11:00")]
+    irregular = pd.to_datetime(["2024-01-01 09:30", "2024-01-01 09:35", "2024-01-01 11:00", "2024-01-01 11:02"])
+    with pytest.raises(ValueError, match="y_timestamp"):
+        infer_future_timestamps(irregular, 2)
+    with pytest.raises(ValueError, match="fewer than 2"):
+        infer_future_timestamps(pd.to_datetime(["2024-01-01"]), 2)
+
+
+def test_calendar_features():
+    ts = pd.to_datetime(["2024-03-15 13:45", "2024-12-31 00:01"])
+    np.testing.assert_array_equal(calendar_features(ts), [[45, 13, 4, 15, 3], [1, 0, 1, 31, 12]])
+
+
+def test_progress_bar(forecaster, capsys):
+    x, x_ts, y_ts = split(*make_klines(30, seed=9), 26, 4)
+    forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=True)
+    assert "4/4" in capsys.readouterr().err
+    forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
+    assert "4/4" not in capsys.readouterr().err
+
+
+def test_constant_series_has_no_nan(forecaster):
+    x, x_ts, y_ts = split(*make_klines(30, seed=10), 24, 6)
+    for column in x.columns:
+        x[column] = 42.0
+    out = forecaster.predict(x, x_ts, y_ts, sample_count=2, verbose=False)
+    assert np.isfinite(out.to_numpy()).all()
+
+
+def test_models_put_in_eval_mode(checkpoints):
+    model_path, tok_path, _, _ = checkpoints
+    model = KronosForTokenPrediction.from_pretrained(model_path).train()
+    tokenizer = KronosTokenizerModel.from_pretrained(tok_path).train()
+    forecaster = KronosForecaster(model, tokenizer, device="cpu")
+    assert not model.training and not tokenizer.training
+    model.train()
+    x, x_ts, y_ts = split(*make_klines(20, seed=12), 16, 4)
+    forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
+    assert not model.training
+
+
+def test_bfloat16(checkpoints):
+    model_path, tok_path, _, _ = checkpoints
+    bf16 = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", dtype=torch.bfloat16)
+    assert bf16.model.dtype == torch.bfloat16
+    x, x_ts, y_ts = split(*make_klines(40, seed=13), 32, 8)
+    out = bf16.predict(x, x_ts, y_ts, top_k=1, verbose=False)
+    assert out.dtypes.unique().tolist() == [np.float32]
+    assert np.isfinite(out.to_numpy()).all()
+    mean, samples = bf16.predict(x, x_ts, y_ts, sample_count=3, verbose=False, return_samples=True)
+    assert samples.dtype == np.float32 and np.isfinite(samples).all()
+
+
+def test_converted_checkpoint_and_device_map(checkpoints, forecaster, tmp_path):
+    model_path, tok_path, _, _ = checkpoints
+    forecaster.model.save_pretrained(tmp_path / "model")
+    forecaster.tokenizer.save_pretrained(tmp_path / "tokenizer")
+    converted = KronosForecaster.from_pretrained(tmp_path / "model", tmp_path / "tokenizer", device_map="cpu")
+    assert converted.device == torch.device("cpu")
+    x, x_ts, y_ts = split(*make_klines(30, seed=14), 24, 6)
+    pd.testing.assert_frame_equal(
+        converted.predict(x, x_ts, y_ts, top_k=1, verbose=False), forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
+    )
+
+
+def test_long_context_keeps_last_window(forecaster):
+    """Contexts longer than max_context are accepted (the predictor sees the last window)."""
+    forecaster.max_context = 16
+    try:
+        x, x_ts, y_ts = split(*make_klines(60, seed=15), 50, 10)
+        out = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
+    finally:
+        forecaster.max_context = 512
+    assert out.shape == (10, 6) and np.isfinite(out.to_numpy()).all()
+
+
+def test_forecast_longer_than_window(forecaster):
+    forecaster.max_context = 8
+    try:
+        x, x_ts, y_ts = split(*make_klines(30, seed=16), 18, 12)
+        out = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
+    finally:
+        forecaster.max_context = 512
+    assert out.shape == (12, 6) and np.isfinite(out.to_numpy()).all()
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+def _bad_cases():
+    df, ts = make_klines(30, seed=20)
+    x, x_ts, y_ts = split(df, ts, 24, 6)
+    nan = x.copy()
+    nan.loc[3, "close"] = np.nan
+    inf = x.copy()
+    inf.loc[5, "volume"] = np.inf
+    text = x.copy()
+    text["high"] = text["high"].astype(str)
+    dup = x_ts.copy()
+    dup.iloc[5] = dup.iloc[4]
+    backwards = x_ts.iloc[::-1].reset_index(drop=True)
+    ok = dict(df=x, x_timestamp=x_ts, y_timestamp=y_ts, pred_len=6, verbose=False)
+    return [
+        ("missing price", dict(ok, df=x.drop(columns=["low"])), ValueError, "price column"),
+        ("not a frame", dict(ok, df=x.to_numpy()), TypeError, "DataFrame"),
+        ("empty", dict(ok, df=x.iloc[:0], x_timestamp=x_ts.iloc[:0]), ValueError, "empty"),
+        ("nan", dict(ok, df=nan), ValueError, "NaN or inf.*close"),
+        ("inf", dict(ok, df=inf), ValueError, "NaN or inf.*volume"),
+        ("non-numeric", dict(ok, df=text), TypeError, "'high' must be numeric"),
+        ("timestamp length", dict(ok, x_timestamp=x_ts.iloc[:-1]), ValueError, "23 timestamps but `df` has 24"),
+        ("duplicate timestamps", dict(ok, x_timestamp=dup), ValueError, "duplicate"),
+        ("decreasing timestamps", dict(ok, x_timestamp=backwards), ValueError, "not increasing"),
+        ("decreasing y", dict(ok, y_timestamp=y_ts.iloc[::-1].reset_index(drop=True)), ValueError, "not increasing"),
+        ("y before x", dict(ok, y_timestamp=x_ts.iloc[:6]), ValueError, "start after"),
+        ("not timestamps", dict(ok, x_timestamp=["a"] * 24), TypeError, "timestamps"),
+        ("pred_len 0", dict(ok, y_timestamp=None, pred_len=0), ValueError, "pred_len"),
+        ("pred_len mismatch", dict(ok, pred_len=5), ValueError, "pred_len"),
+        ("pred_len float", dict(ok, y_timestamp=None, pred_len=2.5), TypeError, "pred_len"),
+        ("no pred_len", dict(ok, y_timestamp=None, pred_len=None), ValueError, "pred_len"),
+        ("T zero", dict(ok, T=0), ValueError, "temperature"),
+        ("T negative", dict(ok, T=-1.0), ValueError, "temperature"),
+        ("top_p zero", dict(ok, top_p=0.0), ValueError, "top_p"),
+        ("top_p above one", dict(ok, top_p=1.5), ValueError, "top_p"),
+        ("top_k negative", dict(ok, top_k=-1), ValueError, "top_k"),
+        ("sample_count zero", dict(ok, sample_count=0), ValueError, "sample_count"),
+        ("sample_count float", dict(ok, sample_count=2.0), TypeError, "sample_count"),
+        ("generator", dict(ok, generator=123), TypeError, "generator"),
+    ]
+
+
+@pytest.mark.parametrize("name,kwargs,error,match", _bad_cases(), ids=[c[0] for c in _bad_cases()])
+def test_bad_input(forecaster, name, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        forecaster.predict(**kwargs)
+
+
+def test_bad_quantile_levels(forecaster):
+    x, x_ts, y_ts = split(*make_klines(30, seed=21), 24, 6)
+    for levels, error in (((0.0, 0.5), ValueError), ((0.5, 1.0), ValueError), ((), ValueError), (("a",), TypeError)):
+        with pytest.raises(error, match="quantile_levels"):
+            forecaster.predict_quantiles(x, x_ts, y_ts, quantile_levels=levels, verbose=False)
+
+
+def test_bad_batch_input(forecaster):
+    x, x_ts, y_ts = split(*make_klines(30, seed=22), 24, 6)
+    with pytest.raises(TypeError, match="df_list"):
+        forecaster.predict_batch(x, [x_ts], [y_ts], verbose=False)
+    with pytest.raises(ValueError, match="x_timestamp_list"):
+        forecaster.predict_batch([x, x], [x_ts], [y_ts, y_ts], verbose=False)
+    bad = x.drop(columns=["open"])
+    with pytest.raises(ValueError, match="series 1: .*price column"):
+        forecaster.predict_batch([x, bad], [x_ts, x_ts], [y_ts, y_ts], verbose=False)
+
+
+def test_mismatched_tokenizer():
+    model = KronosForTokenPrediction(KronosConfig(**MODEL_CONFIG))
+    other = dict(TINY_TOKENIZER_CONFIGS["odd_bits"], d_in=6)
+    tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**other))
+    with pytest.raises(ValueError, match="tokenizer does not match the model: tokenizer s1_bits=5, model s1_bits=4"):
+        KronosForecaster(model, tokenizer, device="cpu")
+    with pytest.raises(TypeError, match="KronosTokenizerModel"):
+        KronosForecaster(model, object(), device="cpu")
+    with pytest.raises(TypeError, match="KronosForTokenPrediction"):
+        KronosForecaster(object(), tokenizer, device="cpu")
+    with pytest.raises(ValueError, match="max_context"):
+        KronosForecaster(model, KronosTokenizerModel(KronosTokenizerConfig(**TOKENIZER_CONFIG)), device="cpu", max_context=0)
