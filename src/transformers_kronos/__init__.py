@@ -17,6 +17,7 @@ from .modeling_kronos import (
 )
 from .forecasting import KronosForecaster, calendar_features, infer_future_timestamps
 from .pipelines import KlineForecastingPipeline
+from .conversion import convert_checkpoint
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "KronosTokenizerOutput",
     "calendar_features",
     "config_from_upstream",
+    "convert_checkpoint",
     "filter_logits",
     "infer_future_timestamps",
     "sample_tokens",

@@ -299,6 +299,19 @@ class KronosTokenizerConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
 
+    def to_dict(self):
+        output = super().to_dict()
+        # `save_pretrained` takes any class whose name contains "Tokenizer" for a text tokenizer and records it in
+        # `auto_map` as a (slow, fast) pair, which AutoConfig / AutoModel cannot resolve as remote code: keep the
+        # plain "module.Class" reference they expect
+        auto_map = output.get("auto_map")
+        if isinstance(auto_map, dict):
+            output["auto_map"] = {
+                name: ref[0] if isinstance(ref, (list, tuple)) and name != "AutoTokenizer" else ref
+                for name, ref in auto_map.items()
+            }
+        return output
+
     @property
     def codebook_dim(self):
         return self.s1_bits + self.s2_bits
