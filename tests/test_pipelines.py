@@ -1,0 +1,84 @@
+"""The "kline-forecasting" pipeline gives KronosForecaster's forecasts through transformers.pipeline."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS
+from transformers import pipeline
+
+from transformers_kronos import (
+    KlineForecastingPipeline,
+    KronosConfig,
+    KronosForecaster,
+    KronosForTokenPrediction,
+    KronosTokenizerConfig,
+    KronosTokenizerModel,
+)
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
+    tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).eval()
+    return model, tokenizer
+
+
+def klines(n, seed=0):
+    rng = np.random.default_rng(seed)
+    close = 100 + np.cumsum(rng.normal(size=n))
+    index = pd.date_range("2024-01-01", periods=n, freq="h")
+    return pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close, "volume": rng.uniform(1, 2, n)}, index=index)
+
+
+def test_pipeline_equals_forecaster(models):
+    model, tokenizer = models
+    forecast = pipeline("kline-forecasting", model=model, tokenizer=tokenizer, device="cpu")
+    assert isinstance(forecast, KlineForecastingPipeline)
+    df = klines(40)
+    expected = KronosForecaster(model, tokenizer, device="cpu").predict(df, pred_len=6, top_k=1, verbose=False)
+    got = forecast(df, pred_len=6, top_k=1)
+    pd.testing.assert_frame_equal(got, expected)
+    # a dict input with explicit timestamps, and a list of inputs
+    y = pd.date_range(df.index[-1] + pd.Timedelta("1h"), periods=6, freq="h")
+    as_dict = forecast({"df": df.reset_index(drop=True), "x_timestamp": df.index, "y_timestamp": y}, top_k=1)
+    np.testing.assert_array_equal(as_dict.to_numpy(), expected.to_numpy())
+    both = forecast([df, klines(30, seed=1)], pred_len=6, top_k=1)
+    assert len(both) == 2 and all(f.shape == (6, 6) for f in both)
+
+
+def test_pipeline_quantiles_and_seed(models):
+    model, tokenizer = models
+    forecast = pipeline("kline-forecasting", model=model, tokenizer=tokenizer, device="cpu")
+    df = klines(40, seed=2)
+    out = forecast(df, pred_len=4, quantile_levels=(0.1, 0.9), sample_count=5, generator=torch.Generator().manual_seed(1))
+    again = forecast(df, pred_len=4, quantile_levels=(0.1, 0.9), sample_count=5, generator=torch.Generator().manual_seed(1))
+    pd.testing.assert_frame_equal(out, again)
+    assert {"close", "close_q0.1", "close_q0.9", "volume_q0.1"} <= set(out.columns)
+    assert (out["close_q0.1"] <= out["close_q0.9"]).all()
+
+
+def test_pipeline_from_paths(models, tmp_path):
+    model, tokenizer = models
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    forecast = pipeline("kline-forecasting", model=str(tmp_path / "model"), tokenizer=str(tmp_path / "tokenizer"), device="cpu")
+    df = klines(30, seed=3)
+    expected = KronosForecaster(model, tokenizer, device="cpu").predict(df, pred_len=3, top_k=1, verbose=False)
+    pd.testing.assert_frame_equal(forecast(df, pred_len=3, top_k=1), expected)
+
+
+def test_pipeline_bad_input(models):
+    model, tokenizer = models
+    with pytest.raises(ValueError, match="needs the Kronos tokenizer"):
+        pipeline("kline-forecasting", model=model, device="cpu")
+    forecast = pipeline("kline-forecasting", model=model, tokenizer=tokenizer, device="cpu")
+    with pytest.raises(TypeError, match="unexpected argument"):
+        forecast(klines(20), pred_len=3, temperature=0.5)
+    with pytest.raises(TypeError, match="DataFrames"):
+        forecast("not a frame", pred_len=3)
+    with pytest.raises(ValueError, match="'df'"):
+        forecast({"frame": klines(20)}, pred_len=3)
+    with pytest.raises(ValueError, match="price column"):
+        forecast(klines(20).drop(columns=["close"]), pred_len=3)
