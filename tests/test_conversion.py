@@ -196,8 +196,11 @@ def test_hub_repo_ids_offline(upstream_checkpoint, tmp_path, monkeypatch):
     assert "base_model: someone/Kronos-test" in (tmp_path / "converted" / "README.md").read_text()
     assert_same_as_upstream("model", config, KronosForTokenPrediction.from_pretrained(result["path"]), ref)
 
-    with pytest.raises(OSError, match="couldn't find them in the cached files|does not appear to have"):
-        KronosForTokenPrediction.from_pretrained("nobody/no-such-kronos", cache_dir=cache)
+    for missing in ("nobody/no-such-kronos", str(tmp_path / "typo" / "Kronos-small")):
+        with pytest.raises(OSError, match=f"cannot load '{missing}': it is not a local directory, and as a Hub repo"):
+            KronosForTokenPrediction.from_pretrained(missing, cache_dir=cache)
+    with pytest.raises(OSError, match="cannot load 'nobody/no-such-kronos'"):
+        KronosTokenizerModel.from_pretrained("nobody/no-such-kronos", local_files_only=True)
     with pytest.raises(ValueError, match="'nobody/no-such-kronos' is not a local directory.*could not be fetched"):
         convert_checkpoint("nobody/no-such-kronos", tmp_path / "never", cache_dir=cache)
     with pytest.raises(ValueError, match="cannot push to the Hub with HF_HUB_OFFLINE"):

@@ -781,7 +781,18 @@ class KronosPreTrainedModel(PreTrainedModel):
             if upstream is not None:
                 kwargs["config"] = upstream
         _check_device_map(cls, pretrained_model_name_or_path, kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except OSError as err:
+            import os
+
+            if os.path.isdir(str(pretrained_model_name_or_path)):
+                raise
+            # transformers' message for a mistyped path or an unreachable repo names neither; say which it was
+            raise OSError(
+                f"cannot load {str(pretrained_model_name_or_path)!r}: it is not a local directory, and as a Hub repo "
+                f"id it could not be found or fetched ({' '.join(str(err).split())})"
+            ) from err
 
 
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
