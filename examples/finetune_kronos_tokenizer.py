@@ -73,6 +73,9 @@ def main(argv=None):
     parser = HfArgumentParser((TokenizerArguments, DataArguments, TrainingArguments))
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = os.path.basename(__file__)
+    # quiet loading: on bad input the only output is the one-line error
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()
     try:
         if len(argv) == 1 and argv[0].endswith(".json"):
             tokenizer_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
@@ -84,6 +87,9 @@ def main(argv=None):
     except (ValueError, TypeError, OSError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     log_level = training_args.get_process_log_level()

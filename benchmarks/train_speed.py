@@ -1,0 +1,195 @@
+#!/usr/bin/env python
+# Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
+"""
+Time one fine-tuning step through the transformers `Trainer` against upstream's hand-written step.
+
+Both sides train the same weights (a Kronos-small-sized predictor and a Kronos-Tokenizer-base-sized tokenizer,
+random init, written by upstream and loaded here) on windows of the same shape:
+
+- upstream, as its fine-tuning scripts do it, on one fixed pre-collated batch: tokenize with the frozen tokenizer,
+  `model(s1[:, :-1], s2[:, :-1], stamp[:, :-1])`, `head.compute_loss`, backward, clip the gradient norm at 3,
+  AdamW step, learning-rate schedule step;
+- ours, `KronosTrainer.train()` with the same optimizer and clipping, `s2_conditioning="sampled"` (upstream's
+  objective), drawing its batches from a `KronosWindowDataset` through the Trainer's data loader. A step is the time
+  between two consecutive `on_step_end` callbacks, so it includes everything the Trainer does per step (data
+  loading, collation, tokenization, logging bookkeeping).
+
+Rounds alternate between the two sides so that machine noise hits both; the medians are compared.
+
+    python benchmarks/train_speed.py [--batch-size 8] [--lookback 90] [--pred-window 10] [--steps 6] [--rounds 3]
+
+Needs the upstream reference (`pip install --no-deps kronos-model-arch einops`, imported as `model`).
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from transformers import TrainerCallback, TrainingArguments  # noqa: E402
+
+from transformers_kronos import KronosForTokenPrediction, KronosTokenizerModel  # noqa: E402
+from transformers_kronos.data import KronosWindowDataset  # noqa: E402
+from transformers_kronos.training import KronosTrainer, KronosWindowCollator  # noqa: E402
+
+SMALL = dict(s1_bits=10, s2_bits=10, n_layers=8, d_model=512, n_heads=8, ff_dim=1024, ffn_dropout_p=0.25,
+             attn_dropout_p=0.1, resid_dropout_p=0.25, token_dropout_p=0.1, learn_te=True)
+TOKENIZER_BASE = dict(d_in=6, d_model=256, n_heads=4, ff_dim=512, n_enc_layers=4, n_dec_layers=4, ffn_dropout_p=0.0,
+                      attn_dropout_p=0.0, resid_dropout_p=0.0, s1_bits=10, s2_bits=10, beta=0.05, gamma0=1.0,
+                      gamma=1.1, zeta=0.05, group_size=4)
+LEARNING_RATE, WEIGHT_DECAY, CLIP = 4e-5, 0.1, 3.0
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def kline_frame(n, seed=0):
+    rng = np.random.default_rng(seed)
+    close = 100 + np.cumsum(rng.normal(0, 1, n))
+    return pd.DataFrame(
+        {
+            "timestamps": pd.date_range("2024-01-02 09:30", periods=n, freq="5min"),
+            "open": close + rng.normal(0, 0.2, n),
+            "high": close + rng.uniform(0.1, 1, n),
+            "low": close - rng.uniform(0.1, 1, n),
+            "close": close,
+            "volume": rng.uniform(100, 1000, n),
+        }
+    )
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self, device):
+        self.device = device
+        self.times = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.last = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        synchronize(self.device)
+        now = time.perf_counter()
+        if self.last is not None:
+            self.times.append(now - self.last)
+        self.last = now
+
+
+def upstream_steps(model, tokenizer, batch, steps, device):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LEARNING_RATE, total_steps=steps + 1)
+    x, stamp = batch["x"].to(device), batch["stamp"].to(device)
+    model.train()
+    times = []
+    synchronize(device)
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        with torch.no_grad():
+            s1, s2 = tokenizer.encode(x, half=True)
+        s1_logits, s2_logits = model(s1[:, :-1], s2[:, :-1], stamp[:, :-1])
+        loss = model.head.compute_loss(s1_logits, s2_logits, s1[:, 1:], s2[:, 1:])[0]
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=CLIP)
+        optimizer.step()
+        scheduler.step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times[1:]  # the first step pays for allocations
+
+
+def trainer_steps(model, tokenizer, dataset, batch_size, steps, device, workdir):
+    timer = StepTimer(device)
+    args = TrainingArguments(
+        output_dir=str(workdir),
+        max_steps=steps + 2,  # the first interval starts after step 1
+        per_device_train_batch_size=batch_size,
+        learning_rate=LEARNING_RATE,
+        weight_decay=WEIGHT_DECAY,
+        max_grad_norm=CLIP,
+        optim="adamw_torch",
+        lr_scheduler_type="linear",
+        logging_steps=10_000,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=device.type == "cpu",
+        dataloader_num_workers=0,
+        seed=0,
+    )
+    trainer = KronosTrainer(model=model, args=args, train_dataset=dataset, kronos_tokenizer=tokenizer, callbacks=[timer])
+    trainer.train()
+    return timer.times[1:]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lookback", type=int, default=90)
+    parser.add_argument("--pred-window", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per round and side")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    try:
+        import model as upstream
+    except ImportError:
+        sys.exit("train_speed.py: error: the upstream reference is needed (pip install --no-deps kronos-model-arch einops)")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    transformers_logging = __import__("transformers").utils.logging
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+    window = args.lookback + args.pred_window + 1
+    dataset = KronosWindowDataset(kline_frame(window + 4 * args.batch_size), args.lookback, args.pred_window)
+    batch = KronosWindowCollator()([dataset[i] for i in range(args.batch_size)])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        torch.manual_seed(0)
+        upstream.Kronos(**SMALL).save_pretrained(str(tmp / "model"))
+        upstream.KronosTokenizer(**TOKENIZER_BASE).save_pretrained(str(tmp / "tokenizer"))
+        up_tokenizer = upstream.KronosTokenizer.from_pretrained(str(tmp / "tokenizer")).to(device).eval()
+        tokenizer = KronosTokenizerModel.from_pretrained(tmp / "tokenizer").to(device)
+        ours, theirs = [], []
+        for _ in range(args.rounds):
+            up_model = upstream.Kronos.from_pretrained(str(tmp / "model")).to(device)
+            theirs += upstream_steps(up_model, up_tokenizer, batch, args.steps, device)
+            del up_model
+            model = KronosForTokenPrediction.from_pretrained(tmp / "model")
+            model.config.s2_conditioning = "sampled"
+            ours += trainer_steps(model, tokenizer, dataset, args.batch_size, args.steps, device, tmp / "trainer")
+            del model
+
+    up_median, our_median = statistics.median(theirs), statistics.median(ours)
+    ratio = our_median / up_median
+    threads = torch.get_num_threads()
+    print(f"device {device} ({threads} threads), Kronos-small-sized predictor + Kronos-Tokenizer-base-sized tokenizer, "
+          f"batch {args.batch_size} x {window} candles, {len(theirs)} timed steps per side")
+    print(f"{'':28s}{'median s/step':>14s}{'min':>9s}{'max':>9s}")
+    print(f"{'upstream hand-written step':28s}{up_median:14.3f}{min(theirs):9.3f}{max(theirs):9.3f}")
+    print(f"{'KronosTrainer step':28s}{our_median:14.3f}{min(ours):9.3f}{max(ours):9.3f}")
+    print(f"ratio Trainer / upstream: {ratio:.3f} (overhead {100 * (ratio - 1):+.1f}%; target within +10%)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "device": str(device), "threads": threads, "batch_size": args.batch_size, "window": window,
+            "upstream_s": theirs, "trainer_s": ours, "upstream_median_s": up_median,
+            "trainer_median_s": our_median, "ratio": ratio,
+        }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
