@@ -270,6 +270,8 @@ def test_max_context_and_published_mini(upstream_checkpoint, tmp_path, cli, caps
     assert "converted predictor (float32, from model.safetensors)" in captured.out
     assert KronosForTokenPrediction.from_pretrained(tmp_path / "mini").config.max_context == 2048
     assert "trained with a context of 2048 candles" in (tmp_path / "mini" / "README.md").read_text()
+    # loading the upstream folder directly takes the same override
+    assert KronosForTokenPrediction.from_pretrained(src, max_context=2048).config.max_context == 2048
 
 
 def test_pickle_checkpoints(upstream_checkpoint, tmp_path):
