@@ -1,0 +1,249 @@
+# Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
+"""Charts of a K-line forecast: recent history as candlesticks, the forecast, its quantile band and volume.
+
+matplotlib is an optional dependency (`pip install transformers-kronos[plot]`); it is imported when a chart is
+drawn, not when this module is imported. Figures are built on matplotlib's object API with the Agg canvas, so
+drawing touches no global pyplot state and works on machines without a display.
+
+Candles are drawn at consecutive integer positions rather than at their timestamps, so the nights, weekends and
+lunch breaks of an exchange calendar leave no empty stretches; tick labels show the real timestamps.
+"""
+
+import numpy as np
+import pandas as pd
+
+from .forecasting import quantile_column
+
+UP_COLOR = "#26a69a"
+DOWN_COLOR = "#ef5350"
+FORECAST_COLOR = "#1f5fbf"
+SAMPLE_COLOR = "#7f8ea3"
+
+
+def _require_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            "drawing forecasts needs matplotlib: pip install 'transformers-kronos[plot]' (or pip install matplotlib)"
+        ) from err
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    return Figure, FigureCanvasAgg
+
+
+def quantile_levels_in(frame, column="close"):
+    """The quantile levels present for `column` in a forecast frame, sorted."""
+    prefix = f"{column}_q"
+    levels = []
+    for name in frame.columns:
+        if isinstance(name, str) and name.startswith(prefix):
+            try:
+                levels.append(float(name[len(prefix) :]))
+            except ValueError:
+                continue
+    return sorted(levels)
+
+
+def _draw_candles(ax, x, open_, high, low, close, width=0.6, alpha=1.0):
+    from matplotlib.collections import LineCollection, PatchCollection
+    from matplotlib.patches import Rectangle
+
+    up = close >= open_
+    colors = np.where(up, UP_COLOR, DOWN_COLOR)
+    wicks = LineCollection(
+        [((xi, lo), (xi, hi)) for xi, lo, hi in zip(x, low, high)], colors=colors, linewidths=0.8, alpha=alpha
+    )
+    ax.add_collection(wicks)
+    # a flat candle still gets a visible body of a sliver of the price range
+    min_height = 0.002 * (np.nanmax(high) - np.nanmin(low) or 1.0)
+    bodies = [
+        Rectangle((xi - width / 2, min(o, c)), width, max(abs(c - o), min_height))
+        for xi, o, c in zip(x, open_, close)
+    ]
+    ax.add_collection(PatchCollection(bodies, facecolors=colors, edgecolors=colors, linewidths=0.5, alpha=alpha))
+
+
+def _tick_labels(timestamps):
+    stamps = pd.DatetimeIndex(timestamps)
+    if len(stamps) < 2:
+        return [str(t) for t in stamps]
+    intraday = (stamps.normalize() != stamps).any()
+    span = stamps[-1] - stamps[0]
+    if not intraday:
+        fmt = "%Y-%m-%d"
+    elif span <= pd.Timedelta(days=1):
+        fmt = "%H:%M"
+    else:
+        fmt = "%m-%d %H:%M"
+    return [t.strftime(fmt) for t in stamps]
+
+
+def plot_forecast(
+    history,
+    forecast,
+    samples=None,
+    history_candles=120,
+    title=None,
+    path=None,
+    figsize=(13, 7.5),
+    dpi=110,
+):
+    """
+    Draw a forecast after the end of its history.
+
+    The top panel shows the last `history_candles` candles, the mean forecast of the close (solid), the median
+    if present (dashed), a shaded band between the lowest and highest quantile of the close (and a darker inner
+    band when there are more than two levels), the individual sample paths when given, and faint candles of the
+    mean forecast. The lower panel shows volume, with the forecast's mean volume and its band, when the frames
+    have a `volume` column.
+
+    Args:
+        history (`pd.DataFrame`): Past candles with `open, high, low, close` (and optionally `volume`), and the
+            timestamps either in a `timestamps` column or as a `DatetimeIndex`.
+        forecast (`pd.DataFrame`): Forecast candles in the same layout (means), optionally with quantile columns
+            named by [`quantile_column`] (`close_q0.1`, `close_q0.9`, `volume_q0.1`, ...).
+        samples (`np.ndarray` of shape `(num_samples, pred_len)`, *optional*): Sampled close paths.
+        history_candles (`int`, defaults to 120): How much history to show.
+        title (`str`, *optional*): Figure title.
+        path (`str` or `os.PathLike`, *optional*): Where to write the image (format from the suffix, e.g. `.png`).
+        figsize, dpi: Size of the figure.
+
+    Returns:
+        `matplotlib.figure.Figure`.
+    """
+    Figure, FigureCanvasAgg = _require_matplotlib()
+    for name, frame in (("history", history), ("forecast", forecast)):
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"`{name}` must be a pandas DataFrame, got {type(frame).__name__}")
+        missing = [c for c in ("open", "high", "low", "close") if c not in frame.columns]
+        if missing:
+            raise ValueError(f"`{name}` lacks the columns {missing}")
+        if len(frame) == 0:
+            raise ValueError(f"`{name}` is empty")
+    if isinstance(history_candles, bool) or not isinstance(history_candles, int) or history_candles < 1:
+        raise ValueError(f"`history_candles` must be a positive integer, got {history_candles!r}")
+
+    def stamps_of(frame):
+        if "timestamps" in frame.columns:
+            return pd.DatetimeIndex(pd.to_datetime(frame["timestamps"]))
+        return pd.DatetimeIndex(frame.index)
+
+    hist = history.iloc[-history_candles:]
+    n_hist, n_pred = len(hist), len(forecast)
+    x_hist = np.arange(n_hist)
+    x_pred = np.arange(n_hist, n_hist + n_pred)
+    col = lambda frame, name: frame[name].to_numpy(dtype=float)  # noqa: E731
+    has_volume = "volume" in hist.columns and "volume" in forecast.columns
+
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    if has_volume:
+        grid = fig.add_gridspec(2, 1, height_ratios=(3.2, 1), hspace=0.06)
+        ax = fig.add_subplot(grid[0])
+        ax_vol = fig.add_subplot(grid[1], sharex=ax)
+    else:
+        ax, ax_vol = fig.add_subplot(1, 1, 1), None
+
+    _draw_candles(ax, x_hist, col(hist, "open"), col(hist, "high"), col(hist, "low"), col(hist, "close"))
+    _draw_candles(
+        ax, x_pred, col(forecast, "open"), col(forecast, "high"), col(forecast, "low"), col(forecast, "close"),
+        alpha=0.25,
+    )
+
+    # the forecast lines start from the last observed close so that they visibly continue the history
+    last_close = float(hist["close"].iloc[-1])
+    x_line = np.concatenate([[n_hist - 1], x_pred])
+
+    def joined(values):
+        return np.concatenate([[last_close], values])
+
+    if samples is not None:
+        samples = np.asarray(samples, dtype=float)
+        if samples.ndim != 2 or samples.shape[1] != n_pred:
+            raise ValueError(f"`samples` must have shape (num_samples, {n_pred}), got {samples.shape}")
+        for k, path_values in enumerate(samples):
+            ax.plot(x_line, joined(path_values), color=SAMPLE_COLOR, linewidth=0.7, alpha=0.45,
+                    label="sample paths" if k == 0 else None)
+
+    levels = quantile_levels_in(forecast, "close")
+    if len(levels) >= 2:
+        lo, hi = levels[0], levels[-1]
+        ax.fill_between(x_line, joined(col(forecast, quantile_column("close", lo))),
+                        joined(col(forecast, quantile_column("close", hi))),
+                        color=FORECAST_COLOR, alpha=0.15, linewidth=0, label=f"close q{lo:g}-q{hi:g}")
+        if len(levels) >= 4:
+            lo2, hi2 = levels[1], levels[-2]
+            ax.fill_between(x_line, joined(col(forecast, quantile_column("close", lo2))),
+                            joined(col(forecast, quantile_column("close", hi2))),
+                            color=FORECAST_COLOR, alpha=0.2, linewidth=0, label=f"close q{lo2:g}-q{hi2:g}")
+    if 0.5 in levels:
+        ax.plot(x_line, joined(col(forecast, quantile_column("close", 0.5))), color=FORECAST_COLOR,
+                linestyle="--", linewidth=1.2, label="close median")
+    ax.plot(x_line, joined(col(forecast, "close")), color=FORECAST_COLOR, linewidth=1.8, label="close mean forecast")
+    ax.axvline(n_hist - 0.5, color="#555555", linestyle=":", linewidth=1.0)
+    ax.axvspan(n_hist - 0.5, n_hist + n_pred - 0.5, color="#1f5fbf", alpha=0.04, linewidth=0)
+
+    # y range: everything drawn, with a margin
+    lows = [col(hist, "low"), col(forecast, "low")]
+    highs = [col(hist, "high"), col(forecast, "high")]
+    for level in levels:
+        lows.append(col(forecast, quantile_column("close", level)))
+        highs.append(col(forecast, quantile_column("close", level)))
+    if samples is not None:
+        lows.append(samples.ravel())
+        highs.append(samples.ravel())
+    y_lo, y_hi = float(np.nanmin(np.concatenate(lows))), float(np.nanmax(np.concatenate(highs)))
+    pad = 0.05 * (y_hi - y_lo or abs(y_hi) or 1.0)
+    ax.set_ylim(y_lo - pad, y_hi + pad)
+    ax.set_xlim(-1, n_hist + n_pred)
+    ax.set_ylabel("price")
+    ax.grid(True, color="#e6e6e6", linewidth=0.6)
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    ax.text(n_hist - 0.5, 1.01, " forecast →", transform=ax.get_xaxis_transform(), fontsize=9, color="#333333",
+            va="bottom", ha="left")
+    ax.text(n_hist - 0.5, 1.01, "history ", transform=ax.get_xaxis_transform(), fontsize=9, color="#333333",
+            va="bottom", ha="right")
+    if title:
+        fig.suptitle(title, fontsize=12)
+
+    if ax_vol is not None:
+        up = col(hist, "close") >= col(hist, "open")
+        ax_vol.bar(x_hist, col(hist, "volume"), width=0.6, color=np.where(up, UP_COLOR, DOWN_COLOR), alpha=0.8)
+        ax_vol.bar(x_pred, col(forecast, "volume"), width=0.6, color=FORECAST_COLOR, alpha=0.45,
+                   label="mean volume forecast")
+        vol_levels = quantile_levels_in(forecast, "volume")
+        if len(vol_levels) >= 2:
+            ax_vol.fill_between(x_pred, col(forecast, quantile_column("volume", vol_levels[0])),
+                                col(forecast, quantile_column("volume", vol_levels[-1])), color=FORECAST_COLOR,
+                                alpha=0.12, linewidth=0, step="mid",
+                                label=f"volume q{vol_levels[0]:g}-q{vol_levels[-1]:g}")
+        ax_vol.axvline(n_hist - 0.5, color="#555555", linestyle=":", linewidth=1.0)
+        ax_vol.set_ylabel("volume")
+        ax_vol.set_ylim(bottom=0)
+        ax_vol.grid(True, color="#e6e6e6", linewidth=0.6)
+        ax_vol.legend(loc="upper left", fontsize=8, framealpha=0.85)
+        ax.tick_params(labelbottom=False)
+        tick_ax = ax_vol
+    else:
+        tick_ax = ax
+
+    all_stamps = pd.DatetimeIndex(list(stamps_of(hist)) + list(stamps_of(forecast)))
+    if (all_stamps.normalize() != all_stamps).any():
+        # intraday bars: a faint line where a new trading day starts
+        new_day = np.flatnonzero(all_stamps.normalize()[1:] != all_stamps.normalize()[:-1]) + 1
+        for axis in (ax, ax_vol) if ax_vol is not None else (ax,):
+            for i in new_day:
+                axis.axvline(i - 0.5, color="#c8c8c8", linewidth=0.6, zorder=0)
+    labels = _tick_labels(all_stamps)
+    positions = np.unique(np.linspace(0, n_hist + n_pred - 1, num=min(9, n_hist + n_pred)).round().astype(int))
+    tick_ax.set_xticks(positions)
+    tick_ax.set_xticklabels([labels[i] for i in positions], rotation=0, fontsize=8)
+    fig.subplots_adjust(left=0.07, right=0.96, top=0.92 if title else 0.95, bottom=0.07)
+    if path is not None:
+        fig.savefig(path)
+    return fig
+
+
+__all__ = ["plot_forecast", "quantile_column", "quantile_levels_in"]
