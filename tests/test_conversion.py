@@ -20,6 +20,7 @@ from conftest import (
 from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModel
+from transformers.dynamic_module_utils import get_relative_import_files
 
 from transformers_kronos import (
     KronosConfig,
@@ -28,12 +29,15 @@ from transformers_kronos import (
     KronosTokenizerModel,
     convert_checkpoint,
 )
+from transformers_kronos import modeling_kronos
 from transformers_kronos.conversion import ConversionNote
 
 ATOL = 1e-5
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "conversion_scripts" / "convert_kronos_original_to_hf.py"
-EXPECTED_FILES = {"config.json", "model.safetensors", "configuration_kronos.py", "modeling_kronos.py", "README.md"}
+# the remote code is modeling_kronos.py and every sibling it imports (configuration_kronos.py), copied flat
+REMOTE_CODE = {os.path.basename(p) for p in get_relative_import_files(modeling_kronos.__file__)} | {"modeling_kronos.py"}
+EXPECTED_FILES = {"config.json", "model.safetensors", "README.md"} | REMOTE_CODE
 
 CASES = [("model", name) for name in TINY_MODEL_CONFIGS] + [("tokenizer", name) for name in TINY_TOKENIZER_CONFIGS]
 
@@ -105,6 +109,9 @@ def test_conversion_parity_and_layout(upstream_checkpoint, tmp_path, kind, name)
     result = convert_checkpoint(src, dst)
     assert result["kind"] == kind and result["dtype"] == "float32" and result["source"] == "model.safetensors"
     assert set(os.listdir(dst)) == EXPECTED_FILES
+    assert {"configuration_kronos.py", "modeling_kronos.py"} <= REMOTE_CODE
+    for name in REMOTE_CODE:
+        assert (dst / name).read_bytes() == (Path(modeling_kronos.__file__).parent / name).read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["converted"], "no temporary directory may be left behind"
 
     written = json.loads((dst / "config.json").read_text())
@@ -408,6 +415,31 @@ def test_cli_verify_without_upstream(upstream_checkpoint, tmp_path, cli, capsys,
     assert code == 1 and err.count("\n") == 1
     assert "verification needs the upstream reference implementation" in err and "kronos-model-arch" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_verification_leaves_nothing(upstream_checkpoint, tmp_path, monkeypatch):
+    """A failure after the checkpoint was written to the temporary folder removes it and the parents made for it."""
+    from transformers_kronos import conversion
+
+    src, _ = upstream_checkpoint("model", TINY_MODEL_CONFIGS["tiny"])
+    monkeypatch.setattr(conversion, "_VERIFY_TOLERANCE", -1.0)  # no difference passes, not even 0.0
+    with pytest.raises(ValueError, match="verification failed: s1 logits differ from upstream by 0"):
+        convert_checkpoint(src, tmp_path / "a" / "b" / "out", verify=True)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("an earlier conversion")
+    with pytest.raises(ValueError, match="verification failed"):
+        convert_checkpoint(src, tmp_path / "out", verify=True, force=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and os.listdir(tmp_path / "out") == ["keep.txt"]
+
+
+def test_output_around_the_source_is_refused(upstream_checkpoint, tmp_path):
+    src, _ = upstream_checkpoint("model", TINY_MODEL_CONFIGS["tiny"])
+    with pytest.raises(ValueError, match="must differ from the checkpoint directory"):
+        convert_checkpoint(src, src, force=True)
+    with pytest.raises(ValueError, match="must not contain the checkpoint directory"):
+        convert_checkpoint(src, src.parent, force=True)
+    assert (src / "model.safetensors").is_file()
 
 
 def test_cli_subprocess(upstream_checkpoint, tmp_path):

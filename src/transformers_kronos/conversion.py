@@ -537,6 +537,8 @@ def convert_checkpoint(
         (the published checkpoint it matches, or `None`) and `verification` (the differences measured, or `None`).
     """
     dtype = _resolve_dtype(dtype)
+    if verify:
+        _import_upstream()  # fail before converting, not after
     if max_context is not None and (isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 1):
         raise ValueError(f"`max_context` must be a positive integer, got {max_context!r}")
     _check_push_target(push_to_hub)
@@ -545,8 +547,11 @@ def convert_checkpoint(
         raise ValueError(f"the output {str(dst)!r} already exists; pass --force / force=True to replace it")
 
     local_dir, repo_id = resolve_source(src, revision=revision, cache_dir=cache_dir)
-    if Path(local_dir).resolve() == dst.resolve():
+    source_dir = Path(local_dir).resolve()
+    if source_dir == dst.resolve():
         raise ValueError("the output directory must differ from the checkpoint directory")
+    if dst.resolve() in source_dir.parents:
+        raise ValueError("the output directory must not contain the checkpoint directory (it would be replaced)")
     raw = read_source_config(local_dir)
     kind, config = detect_config(raw, kind)
     if max_context is not None:
