@@ -328,8 +328,10 @@ def model_card(kind, config, dtype, repo_id=None, target=None, source_dtype=None
 
 # {title}
 
-This is {what}. The weights are those of {source}, converted from upstream's `PyTorchModelHubMixin` format to a
-native transformers checkpoint (stored in {dtype_name}) with transformers-kronos. {fidelity}
+This is {what}.
+
+The weights are those of {source}, converted from upstream's `PyTorchModelHubMixin` format to a native
+transformers checkpoint (stored in {dtype_name}) with transformers-kronos. {fidelity}
 
 - Upstream code: [shiyu-coder/Kronos]({_UPSTREAM_URL}), MIT licence; published weights:
   [NeoQuasar](https://huggingface.co/NeoQuasar).
