@@ -277,7 +277,7 @@ def _pairing(kind, name):
     )
 
 
-def model_card(kind, config, dtype, repo_id=None, target=None, source_dtype=None):
+def model_card(kind, config, dtype, repo_id=None, target=None, source_dtype=None, kept=()):
     """The `README.md` of a converted checkpoint (YAML metadata, provenance, pairing, usage)."""
     name = published_name(kind, config, repo_id)
     source = repo_id or "a local upstream checkpoint"
@@ -319,8 +319,10 @@ def model_card(kind, config, dtype, repo_id=None, target=None, source_dtype=None
         fidelity = "They are unchanged: the converted model gives the upstream model's logits to 1e-5 in float32."
     else:
         fidelity = (
-            f"They were rounded from {str(source_dtype).replace('torch.', '')} to {dtype_name}; computed in the same "
-            "precision, the converted model gives the upstream model's logits to 1e-5."
+            f"They were rounded from {str(source_dtype).replace('torch.', '')} to {dtype_name}"
+            + (f" (the few that transformers keeps in {', '.join(k.replace('torch.', '') for k in kept)} at this "
+               "precision are stored so)" if kept else "")
+            + "; computed in the same precision, the converted model gives the upstream model's logits to 1e-5."
         )
     return f"""---
 {chr(10).join(metadata)}
@@ -568,7 +570,7 @@ def convert_checkpoint(
     stored = _stored_dtype(weights)
     target_dtype = dtype or stored
     model.load_state_dict(weights, strict=True)
-    model = model.to(target_dtype).eval()
+    model.eval()
 
     name = published_name(kind, config, repo_id)
     if kind == "model" and max_context is None and name == "Kronos-mini" and config.max_context < 2048:
@@ -584,19 +586,26 @@ def convert_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
     report = None
     try:
+        if target_dtype != torch.float32:
+            # store what transformers holds in memory for this dtype: loading the float32 checkpoint with `dtype=`
+            # applies the model's own rules (modules kept in float32 under half precision stay float32)
+            scratch = Path(tempfile.mkdtemp(prefix=f".{dst.name}.float32-", dir=tmp))
+            model.save_pretrained(scratch, save_original_format=False)
+            model = model_cls.from_pretrained(scratch, dtype=target_dtype)
+            shutil.rmtree(scratch)
         model.save_pretrained(tmp, save_original_format=False)
+        from safetensors.torch import load_file
+
+        written = load_file(tmp / SAFE_WEIGHTS_NAME)
+        kept = sorted({str(v.dtype) for v in written.values() if v.is_floating_point()} - {str(target_dtype)})
         (tmp / "README.md").write_text(
-            model_card(kind, config, target_dtype, repo_id=repo_id, target=push_to_hub, source_dtype=stored),
+            model_card(kind, config, target_dtype, repo_id=repo_id, target=push_to_hub, source_dtype=stored, kept=kept),
             encoding="utf-8",
         )
         _make_readable(tmp)
         if verify:
-            # upstream sees the weights as stored, e.g. rounded to bfloat16, and both sides then compute in float32
-            stored_weights = {
-                k: v.to(target_dtype) if v.is_floating_point() and not _REBUILT_KEYS.search(k) else v
-                for k, v in state_dict.items()
-            }
-            report = verify_checkpoint(tmp, kind, config, stored_weights)
+            # upstream gets the weights as written (e.g. rounded to bfloat16), and both sides compute in float32
+            report = verify_checkpoint(tmp, kind, config, written)
         if dst.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
             os.replace(dst, old / "previous")
