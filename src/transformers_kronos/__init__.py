@@ -18,6 +18,18 @@ from .modeling_kronos import (
 from .forecasting import KronosForecaster, calendar_features, infer_future_timestamps
 from .pipelines import KlineForecastingPipeline
 from .conversion import convert_checkpoint
+from .data import KronosWindowDataset
+
+# fine-tuning helpers import the transformers Trainer, so they load on first use
+_TRAINING_NAMES = ("KronosTokenizerTrainer", "KronosTrainer", "KronosWindowCollator")
+
+
+def __getattr__(name):
+    if name in _TRAINING_NAMES:
+        from . import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
@@ -44,6 +56,10 @@ __all__ = [
     "KronosTokenizerConfig",
     "KronosTokenizerModel",
     "KronosTokenizerOutput",
+    "KronosTokenizerTrainer",
+    "KronosTrainer",
+    "KronosWindowCollator",
+    "KronosWindowDataset",
     "calendar_features",
     "config_from_upstream",
     "convert_checkpoint",
