@@ -1206,7 +1206,8 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             return full_mask[:, end - held : end] if full_mask is not None else None
 
         dep = self.dep_layer.cross_attn
-        cache = KronosCache(max_context, rolling=sliding == "rolling")
+        # never more positions than the forecast can use: the buffers are allocated up front
+        cache = KronosCache(min(max_context, total), rolling=sliding == "rolling")
 
         # encode the prompt's last window once per series, then share it across the paths
         start = max(0, prompt_len - max_context)
@@ -1255,6 +1256,8 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
                 cache.advance(1)
             else:
                 # upstream renumbers the window's positions from 0 every step: re-encode it to stay exact
+                if window_context is None:
+                    cache = None  # never read again: free its buffers before the first full-window pass
                 begin = length - max_context
                 window_context = self._backbone(
                     tokens_s1[:, begin:length],
