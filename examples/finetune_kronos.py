@@ -100,6 +100,8 @@ def build_datasets(data_args):
         clip=data_args.clip,
         stride=data_args.window_stride,
     )
+    if data_args.validation_file is not None and data_args.validation_split_percentage > 0:
+        raise ValueError("give either --validation_file or --validation_split_percentage, not both")
     if data_args.validation_file is None and data_args.validation_split_percentage > 0:
         if data_args.validation_split_percentage >= 100:
             raise ValueError("--validation_split_percentage must lie in [0, 100)")

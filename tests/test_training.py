@@ -437,6 +437,8 @@ def test_script_trains_a_new_model_from_overrides(checkpoints, tmp_path):
         ("pred_window", r"`pred_window` must be an integer of at least 1, got 0"),
         ("bits", r"the tokenizer makes tokens of s1_bits=5, s2_bits=3 but the model reads s1_bits=4, s2_bits=4"),
         ("missing_file", r"no such data file"),
+        ("max_context", r"lookback \+ pred_window = 515 exceeds the model's max_context \(512\)"),
+        ("both_validations", r"either --validation_file or --validation_split_percentage"),
     ],
 )
 def test_script_bad_input(checkpoints, tmp_path, capsys, case, message, upstream_checkpoint):
@@ -458,6 +460,11 @@ def test_script_bad_input(checkpoints, tmp_path, capsys, case, message, upstream
             "--output_dir", str(tmp_path / "out"), "--max_steps", "1", *COMMON]
     if case in ("lookback", "pred_window"):
         argv += [f"--{case}", "0"]
+    if case == "max_context":
+        kline_frame(520).to_csv(data, index=False)
+        argv += ["--lookback", "512"]
+    if case == "both_validations":
+        argv += ["--validation_file", str(data), "--validation_split_percentage", "10"]
     if case == "bits":
         odd = {**TINY_TOKENIZER_CONFIGS["odd_bits"], "d_in": 6}
         argv[3] = str(upstream_checkpoint("tokenizer", odd)[0])
@@ -465,6 +472,21 @@ def test_script_bad_input(checkpoints, tmp_path, capsys, case, message, upstream
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("finetune_kronos.py: error:")
     assert re.search(message, err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_tokenizer_script_bad_input(checkpoints, tmp_path, capsys):
+    data = tmp_path / "train.csv"
+    kline_frame(40).drop(columns="open").to_csv(data, index=False)
+    argv = ["--tokenizer_name_or_path", str(checkpoints[1]), "--train_file", str(data),
+            "--output_dir", str(tmp_path / "out"), "--max_steps", "1", *COMMON]
+    assert load_script("finetune_kronos_tokenizer").main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "finetune_kronos_tokenizer.py: error: the K-line table lacks the column(s) ['open']; it has "
+        "['timestamps', 'high', 'low', 'close', 'volume'] (required: ['timestamps', 'open', 'high', 'low', 'close'], "
+        "optional: ['volume', 'amount'])"
+    )
     assert not (tmp_path / "out").exists()
 
 
