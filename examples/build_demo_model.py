@@ -90,7 +90,8 @@ def install(run_dir, target):
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    shutil.copy2(run_dir / "model.safetensors", target / "model.safetensors")
+    shutil.copyfile(run_dir / "model.safetensors", target / "model.safetensors")
+    (target / "model.safetensors").chmod(0o644)
     config = json.loads((run_dir / "config.json").read_text())
     config.pop("auto_map", None)  # the installed package registers the classes; no code ships next to the weights
     (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -45,7 +45,7 @@ def test_candles_are_consistent(long_series):
 def test_calendar_sessions_and_weekdays(long_series):
     ts = long_series["timestamps"]
     assert ts.is_monotonic_increasing and ts.is_unique
-    assert set(ts.dt.dayofweek) == {0, 1, 2, 3, 4}
+    assert set(ts.dt.day_of_week) == {0, 1, 2, 3, 4}
     minutes = ts.dt.hour * 60 + ts.dt.minute
     in_morning = (minutes > 9 * 60 + 30) & (minutes <= 11 * 60 + 30)
     in_afternoon = (minutes > 13 * 60) & (minutes <= 15 * 60)

@@ -228,11 +228,12 @@ def infer_future_timestamps(timestamps, pred_len):
     """
     The `pred_len` timestamps that follow `timestamps`, on the same bar length and trading calendar.
 
-    The bar length is the most common gap between consecutive timestamps. When every gap equals it (a market that
-    never closes) the future is a regular grid. Otherwise the history follows a calendar: future bars are kept on
-    the times of day (for intraday bars) and weekdays that occur in the history, which reproduces sessions, lunch
-    breaks, nights and weekends. Calendar months and other irregular frequencies that pandas recognises
-    (`pd.infer_freq`) are continued with that frequency.
+    1. Every gap equal (a market that never closes): the future is the same regular grid.
+    2. A frequency pandas recognises over the whole history (`pd.infer_freq`: business days, month ends, ...):
+       continued with that frequency.
+    3. Otherwise the history follows an exchange calendar. The bar length is the most common gap, and future bars
+       are kept on the times of day (for intraday bars) and the weekdays that occur in the history, which
+       reproduces sessions, lunch breaks, nights, weekends. (Holidays cannot be known from the history.)
 
     Raises:
         `CliError` when no bar length accounts for at least half of the gaps.
@@ -244,17 +245,17 @@ def infer_future_timestamps(timestamps, pred_len):
     step = gaps.mode().iloc[0]
     if (gaps == step).all():
         return pd.date_range(stamps[-1] + step, periods=pred_len, freq=step)
-    if (gaps == step).mean() < 0.5:
-        try:
-            freq = pd.infer_freq(stamps[-min(len(stamps), 60):])
-        except (TypeError, ValueError):
-            freq = None
-        if freq is None:
-            raise CliError(
-                "cannot infer the future timestamps: the gaps between timestamps are irregular "
-                f"(the most common one, {step}, covers only {100 * (gaps == step).mean():.0f}% of them)"
-            )
+    try:
+        freq = pd.infer_freq(stamps)  # business days, month ends, ...: frequencies pandas knows
+    except (TypeError, ValueError):
+        freq = None
+    if freq is not None:
         return pd.date_range(stamps[-1], periods=pred_len + 1, freq=freq)[1:]
+    if (gaps == step).mean() < 0.5:
+        raise CliError(
+            "cannot infer the future timestamps: the gaps between timestamps are irregular "
+            f"(the most common one, {step}, covers only {100 * (gaps == step).mean():.0f}% of them)"
+        )
 
     weekdays = set(stamps.day_of_week)
     if stamps[-1] - stamps[0] < pd.Timedelta(days=7):
@@ -454,7 +455,7 @@ def run(args, stdout=None, stderr=None):
     try:
         tmp_csv = _temporary_sibling(output)
         written.append(tmp_csv)
-        result.to_csv(tmp_csv, index=False)
+        result.to_csv(tmp_csv, index=False, float_format="%.8g")
         tmp_plot = None
         if plot is not None:
             from .plotting import plot_forecast

@@ -1,0 +1,407 @@
+"""`kronos-forecast`: the happy path (CSV + PNG, columns, calendar), the bundled demo model, and every kind of bad
+input (one line on stderr, non-zero exit, no traceback, no output files left behind)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerConfig, KronosTokenizerModel
+from transformers_kronos.cli import build_parser, infer_future_timestamps, main, read_kline_csv, CliError
+from transformers_kronos.synthetic import generate_klines
+
+from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS
+
+REPO = Path(__file__).resolve().parent.parent
+FEATURES = ["open", "high", "low", "close", "volume", "amount"]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory):
+    """A random tiny predictor + tokenizer pair in transformers format (fast to run)."""
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny-kronos")
+    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"], max_context=64))
+    tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"]))
+    model.save_pretrained(root / "model")
+    tokenizer.save_pretrained(root / "tokenizer")
+    return str(root / "model"), str(root / "tokenizer")
+
+
+@pytest.fixture(scope="module")
+def history_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "history.csv"
+    # 100 five-minute candles: the last one closes a Friday session at 15:00
+    generate_klines(100, start="2024-01-16 09:30", seed=4).to_csv(path, index=False)
+    return path
+
+
+def run_cli(argv, capsys):
+    status = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def files_in(folder):
+    return sorted(p.name for p in Path(folder).iterdir())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# happy path
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_forecast_csv_and_plot(tiny_checkpoints, history_csv, tmp_path, capsys):
+    model, tokenizer = tiny_checkpoints
+    out_csv, out_png = tmp_path / "sub" / "forecast.csv", tmp_path / "sub" / "forecast.png"
+    status, out, err = run_cli(
+        ["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--pred-len", 12, "--samples", 5,
+         "--quantiles", "0.9,0.1,0.5", "--output", out_csv, "--plot", out_png, "--seed", 3, "--device", "cpu"],
+        capsys,
+    )
+    assert status == 0, err
+    assert "DEMO" not in err
+    assert f"wrote {out_csv}" in out and f"wrote {out_png}" in out
+    assert files_in(tmp_path / "sub") == ["forecast.csv", "forecast.png"]  # no temporary files left
+
+    forecast = pd.read_csv(out_csv, parse_dates=["timestamps"])
+    quantile_columns = [f"{c}_q{q}" for c in FEATURES for q in ("0.1", "0.5", "0.9")]
+    assert list(forecast.columns) == ["timestamps", *FEATURES, *quantile_columns]
+    assert len(forecast) == 12
+    assert np.isfinite(forecast.drop(columns="timestamps").to_numpy()).all()
+    # quantiles are ordered and the mean of 5 paths lies between their extremes
+    for c in FEATURES:
+        assert (forecast[f"{c}_q0.1"] <= forecast[f"{c}_q0.5"] + 1e-9).all()
+        assert (forecast[f"{c}_q0.5"] <= forecast[f"{c}_q0.9"] + 1e-9).all()
+    # the history ends on Tuesday 2024-01-17 at 15:00... wherever it ends, the forecast continues the calendar
+    history = pd.read_csv(history_csv, parse_dates=["timestamps"])
+    expected = infer_future_timestamps(history["timestamps"], 12)
+    assert list(forecast["timestamps"]) == list(expected)
+    assert forecast["timestamps"].iloc[0] > history["timestamps"].iloc[-1]
+
+    png = out_png.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    image = matplotlib.image.imread(out_png)
+    assert image.shape[0] > 500 and image.shape[1] > 1000
+    assert image[..., :3].std() > 0.05  # not a blank canvas
+
+
+def test_seed_makes_runs_reproducible(tiny_checkpoints, history_csv, tmp_path, capsys):
+    model, tokenizer = tiny_checkpoints
+    frames = []
+    for name, seed in (("a.csv", 7), ("b.csv", 7), ("c.csv", 8)):
+        status, _, err = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--pred-len", 6,
+                                  "--samples", 3, "--seed", seed, "--output", tmp_path / name], capsys)
+        assert status == 0, err
+        frames.append(pd.read_csv(tmp_path / name))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    assert not np.allclose(frames[0]["close"], frames[2]["close"])
+
+
+def test_prices_only_csv_and_no_quantiles(tiny_checkpoints, tmp_path, capsys):
+    model, tokenizer = tiny_checkpoints
+    data = generate_klines(40, seed=1)[["timestamps", "open", "high", "low", "close"]]
+    data.columns = ["Timestamps", "Open", "High", "Low", "Close"]  # names are matched case-insensitively
+    data.to_csv(tmp_path / "prices.csv", index=False)
+    status, _, err = run_cli(["--csv", tmp_path / "prices.csv", "--model", model, "--tokenizer", tokenizer,
+                              "--pred-len", 4, "--samples", 2, "--quantiles", "0.5", "--output", tmp_path / "f.csv",
+                              "--plot", tmp_path / "f.png"], capsys)
+    assert status == 0, err
+    forecast = pd.read_csv(tmp_path / "f.csv")
+    assert list(forecast.columns) == ["timestamps", "open", "high", "low", "close",
+                                      "open_q0.5", "high_q0.5", "low_q0.5", "close_q0.5"]
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_lookback_longer_than_context_is_noted(tiny_checkpoints, history_csv, tmp_path, capsys):
+    model, tokenizer = tiny_checkpoints  # max_context 64
+    status, _, err = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--lookback", 100,
+                              "--pred-len", 3, "--samples", 1, "--output", tmp_path / "f.csv"], capsys)
+    assert status == 0, err
+    assert "last 64 candles" in err
+
+
+def test_demo_model_end_to_end_as_module(tmp_path):
+    """`python -m transformers_kronos` with no --model: the bundled demo, announced as such, on the bundled sample."""
+    sample = REPO / "examples" / "data" / "sample_kline.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "transformers_kronos", "--csv", str(sample), "--pred-len", "8", "--samples", "4",
+         "--output", str(tmp_path / "demo.csv"), "--plot", str(tmp_path / "demo.png")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "DEMO model" in result.stderr and "NOT a pretrained Kronos" in result.stderr
+    forecast = pd.read_csv(tmp_path / "demo.csv", parse_dates=["timestamps"])
+    assert len(forecast) == 8
+    # a model trained on this kind of data forecasts prices on the sample's scale
+    last_close = pd.read_csv(sample)["close"].iloc[-1]
+    assert np.all(np.abs(forecast["close"] / last_close - 1.0) < 0.2)
+    assert files_in(tmp_path) == ["demo.csv", "demo.png"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the bundled demo model
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_demo_model_loads_from_package_data():
+    from transformers_kronos.demo import demo_path, load_demo
+
+    model, tokenizer = load_demo()
+    assert isinstance(model, KronosForTokenPrediction) and isinstance(tokenizer, KronosTokenizerModel)
+    assert not model.training and not tokenizer.training
+    assert model.config.s1_bits == tokenizer.config.s1_bits and model.config.s2_bits == tokenizer.config.s2_bits
+    assert model.config.max_context >= 256
+    total = 0
+    for part in ("predictor", "tokenizer"):
+        folder = demo_path(part)
+        assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+            "config.json", "model.safetensors"]
+        total += sum(p.stat().st_size for p in folder.iterdir())
+    assert total < 10 * 2**20  # "a few MB"
+    # trained weights, not an initialisation: the demo tokenizer reconstructs synthetic candles well
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 64, 6)).astype(np.float32))
+    from transformers_kronos.data import KronosWindowDataset
+
+    window = KronosWindowDataset(generate_klines(200, seed=99), lookback=90, pred_window=10)[0]["x"][None]
+    with torch.no_grad():
+        error = torch.mean((tokenizer(window).reconstruction - window) ** 2).item()
+        noise_error = torch.mean((tokenizer(x).reconstruction - x) ** 2).item()
+    assert error < 0.25 * window.var().item()
+    assert noise_error > error
+    with pytest.raises(ValueError, match="part"):
+        demo_path("weights")
+
+
+def test_package_data_is_declared():
+    text = (REPO / "pyproject.toml").read_text()
+    assert 'kronos-forecast = "transformers_kronos.cli:main"' in text
+    assert '"transformers_kronos.demo" = ["predictor/*.json", "predictor/*.safetensors"' in text
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# bad input
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _rows(n=40, **edits):
+    """CSV text of `n` good candles with some cells replaced: `edits` maps `column` to `{row: new_text}`."""
+    frame = generate_klines(n, seed=2).astype({"timestamps": str}).astype(object)
+    for column, cells in edits.items():
+        for row, value in cells.items():
+            frame.loc[row, column] = value
+    return frame.to_csv(index=False)
+
+
+BAD_CSVS = {
+    "missing": (None, "no such file"),
+    "empty": ("", "empty"),
+    "header_only": ("timestamps,open,high,low,close\n", "no rows"),
+    "missing_column": ("timestamps,open,high,close\n2024-01-02 09:35,1,2,1\n", "missing column(s) low"),
+    "no_timestamps": ("when,open,high,low,close\n2024-01-02 09:35,1,2,0.5,1\n", "missing column(s) timestamps"),
+    "bad_timestamp": (_rows(timestamps={3: "yesterday-ish"}), "unparsable timestamp 'yesterday-ish' in data row 4"),
+    "non_numeric": (_rows(close={5: "abc"}), "column 'close' is not a finite number ('abc') in data row 6"),
+    "infinite": (_rows(open={1: "inf"}), "column 'open' is not a finite number"),
+    "missing_value": (_rows(volume={2: None, 7: None}), "column 'volume' is missing in data row 3 (and 1 more row)"),
+    "bad_candle": (_rows(high={9: "0.5"}), "data row 10 has a high below its open or close"),
+    "decreasing": ("timestamps,open,high,low,close\n" + "".join(
+        f"2024-01-02 10:{m:02d},1,2,0.5,1\n" for m in [0, 5, 10, 10] + list(range(15, 60, 5))), "strictly increasing"),
+    "too_short": ("timestamps,open,high,low,close\n" + "".join(
+        f"2024-01-02 10:{m:02d},1,2,0.5,1\n" for m in range(0, 50, 5)), "at least 16 are needed"),
+    "irregular": ("timestamps,open,high,low,close\n" + "".join(
+        f"2024-01-02 {h:02d}:{m:02d},1,2,0.5,1\n" for h, m in
+        [(9, 1), (9, 3), (9, 7), (9, 14), (9, 15), (9, 31), (9, 40), (9, 44), (9, 50), (10, 2), (10, 9), (10, 11),
+         (10, 29), (10, 30), (10, 47), (10, 55), (11, 6), (11, 24)]), "irregular"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CSVS))
+def test_bad_csv(case, tiny_checkpoints, tmp_path, capsys):
+    text, message = BAD_CSVS[case]
+    csv = tmp_path / "in.csv"
+    if text is not None:
+        csv.write_text(text)
+    model, tokenizer = tiny_checkpoints
+    status, out, err = run_cli(["--csv", csv, "--model", model, "--tokenizer", tokenizer,
+                                "--output", tmp_path / "out.csv", "--plot", tmp_path / "out.png"], capsys)
+    assert status == 2
+    assert err.startswith("kronos-forecast: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert "Traceback" not in err and out == ""
+    assert files_in(tmp_path) == (["in.csv"] if text is not None else [])
+
+
+BAD_FLAGS = [
+    (["--pred-len", "0"], "--pred-len: must be at least 1"),
+    (["--pred-len", "ten"], "--pred-len: must be an integer"),
+    (["--samples", "0"], "--samples: must be at least 1"),
+    (["--lookback", "4"], "--lookback: must be at least 16"),
+    (["--lookback", "2.5"], "--lookback: must be an integer"),
+    (["--lookback", "500"], "fewer than --lookback 500"),
+    (["--quantiles", "0.1,1.5"], "strictly between 0 and 1"),
+    (["--quantiles", "0.1,,0.9"], "numbers separated by commas"),
+    (["--quantiles", "0.5,0.5"], "repeated"),
+    (["--temperature", "0"], "--temperature: must be a positive number"),
+    (["--temperature", "nan"], "--temperature: must be a positive number"),
+    (["--top-p", "1.5"], "--top-p: must be at most 1.0"),
+    (["--top-k", "-1"], "--top-k: must be at least 0"),
+    (["--seed", "-3"], "--seed: must be at least 0"),
+    (["--device", "tpu"], "invalid choice"),
+    (["--dtype", "float8"], "invalid choice"),
+    (["--plot", "chart.txt"], "--plot chart.txt: use a .png"),
+    (["--unknown-flag"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize("flags, message", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+def test_bad_flags(flags, message, tiny_checkpoints, history_csv, tmp_path, monkeypatch, capsys):
+    model, tokenizer = tiny_checkpoints
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer,
+                                "--output", "out.csv", *flags], capsys)
+    assert status == 2
+    assert err.startswith("kronos-forecast: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert files_in(tmp_path) == []
+
+
+def test_model_and_tokenizer_problems(tiny_checkpoints, history_csv, tmp_path, capsys):
+    model, tokenizer = tiny_checkpoints
+    other_bits = tmp_path / "tokenizer-5-3-bits"
+    KronosTokenizerModel(KronosTokenizerConfig(**{**TINY_TOKENIZER_CONFIGS["odd_bits"], "d_in": 6})).save_pretrained(
+        other_bits)
+    capsys.readouterr()  # drop the saving progress bar
+    out = tmp_path / "out.csv"
+    cases = [
+        (["--model", model, "--tokenizer", other_bits], "do not work together: the tokenizer does not match"),
+        (["--model", model], "--model needs --tokenizer"),
+        (["--tokenizer", tokenizer], "--tokenizer needs --model"),
+        (["--model", str(tmp_path / "nope"), "--tokenizer", tokenizer], "no such directory"),
+        (["--model", "./relative/typo", "--tokenizer", tokenizer], "no such directory"),
+        (["--model", tokenizer, "--tokenizer", tokenizer], "is not a Kronos predictor checkpoint"),
+        (["--model", model, "--tokenizer", model], "is not a Kronos tokenizer checkpoint"),
+        (["--model", str(tmp_path), "--tokenizer", tokenizer], "could not load"),  # a folder without a checkpoint
+    ]
+    for flags, message in cases:
+        status, _, err = run_cli(["--csv", history_csv, "--output", out, *flags], capsys)
+        assert status == 2, (flags, err)
+        assert message in err and err.count("\n") == 1, (flags, err)
+    assert not out.exists()
+
+
+def test_cuda_requested_without_cuda(tiny_checkpoints, history_csv, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    model, tokenizer = tiny_checkpoints
+    status, _, err = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--device", "cuda",
+                              "--output", tmp_path / "o.csv"], capsys)
+    assert status == 2 and "no CUDA device" in err
+    assert files_in(tmp_path) == []
+
+
+def test_failure_while_plotting_leaves_nothing(tiny_checkpoints, history_csv, tmp_path, monkeypatch, capsys):
+    """The CSV is complete before the chart is drawn; a failing chart must still leave no CSV behind, and an
+    existing output file must keep its old content."""
+    import transformers_kronos.plotting as plotting
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the renderer broke")
+
+    monkeypatch.setattr(plotting, "plot_forecast", broken)
+    model, tokenizer = tiny_checkpoints
+    (tmp_path / "old.csv").write_text("previous content\n")
+    status, _, err = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--pred-len", 2,
+                              "--samples", 1, "--output", tmp_path / "old.csv", "--plot", tmp_path / "new.png"], capsys)
+    assert status == 1
+    # the progress bar ran before the failure; the report itself is one line
+    assert err.endswith("\n") and err.count("kronos-forecast: error:") == 1 and "Traceback" not in err
+    assert err.rstrip("\n").split("\n")[-1].startswith("kronos-forecast: error: RuntimeError: the renderer broke")
+    assert files_in(tmp_path) == ["old.csv"]
+    assert (tmp_path / "old.csv").read_text() == "previous content\n"
+
+
+def test_console_script_reports_without_traceback(tmp_path):
+    """The installed entry point (a real process): bad input gives one line and status 2."""
+    script = Path(sys.executable).parent / "kronos-forecast"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "transformers_kronos"]
+    result = subprocess.run([*command, "--csv", str(tmp_path / "missing.csv")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"kronos-forecast: error: {tmp_path / 'missing.csv'}: no such file"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_future_timestamps_follow_the_trading_calendar():
+    history = generate_klines(48 * 6, start="2024-01-02", seed=0)["timestamps"]  # ends Tuesday 2024-01-09 15:00
+    assert str(history.iloc[-1]) == "2024-01-09 15:00:00"
+    future = infer_future_timestamps(history, 26)
+    assert str(future[0]) == "2024-01-10 09:35:00"
+    assert str(future[23]) == "2024-01-10 11:30:00"
+    assert str(future[24]) == "2024-01-10 13:05:00"  # the lunch break is skipped
+    friday = generate_klines(48 * 4, start="2024-01-08", seed=0)["timestamps"]  # ends Friday 2024-01-11 15:00
+    assert str(infer_future_timestamps(friday, 1)[0]) == "2024-01-12 09:35:00"
+    week = generate_klines(48 * 5, start="2024-01-08", seed=0)["timestamps"]  # ends Friday 2024-01-12 15:00
+    assert str(infer_future_timestamps(week, 1)[0]) == "2024-01-15 09:35:00"  # the weekend is skipped
+
+
+def test_future_timestamps_regular_and_pandas_frequencies():
+    hourly = pd.date_range("2024-03-01", periods=50, freq="h")
+    assert list(infer_future_timestamps(hourly, 3)) == list(pd.date_range("2024-03-03 02:00", periods=3, freq="h"))
+    business = pd.bdate_range("2024-03-01", periods=30)
+    future = infer_future_timestamps(business, 3)
+    assert list(future) == list(pd.bdate_range(business[-1], periods=4)[1:])
+    assert all(d.day_of_week < 5 for d in future)
+    holidays = business.delete([5, 17])  # business days with two holidays: no pandas frequency, a calendar
+    assert all(d.day_of_week < 5 for d in infer_future_timestamps(holidays, 7))
+    monthly = pd.date_range("2020-01-31", periods=24, freq="ME")
+    assert str(infer_future_timestamps(monthly, 2)[1]) == "2022-02-28 00:00:00"
+    with pytest.raises(CliError, match="at least 3"):
+        infer_future_timestamps(hourly[:2], 1)
+
+
+def test_read_kline_csv_keeps_optional_columns(tmp_path):
+    path = tmp_path / "k.csv"
+    generate_klines(30, seed=0).drop(columns="amount").to_csv(path, index=False)
+    frame, stamps = read_kline_csv(path)
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+    assert frame.dtypes.eq(np.float64).all() and len(stamps) == 30
+    assert stamps.is_monotonic_increasing
+
+
+def test_parser_defaults():
+    args = build_parser().parse_args(["--csv", "x.csv"])
+    assert (args.pred_len, args.samples, args.quantiles, args.device, args.dtype, args.seed) == (
+        48, 20, (0.1, 0.5, 0.9), "auto", "float32", 0)
+    assert args.model is None and args.tokenizer is None and args.plot is None
+
+
+def test_plot_forecast_checks_its_input(tmp_path):
+    from transformers_kronos.plotting import plot_forecast
+
+    history = generate_klines(50, seed=0)
+    forecast = generate_klines(60, seed=0).iloc[50:]
+    figure = plot_forecast(history, forecast, history_candles=30, title="t", path=tmp_path / "f.svg")
+    assert len(figure.axes) == 2  # prices and volume
+    assert (tmp_path / "f.svg").read_text().lstrip().startswith("<?xml")
+    assert len(plot_forecast(history.drop(columns="volume"), forecast).axes) == 1  # no volume panel
+    with pytest.raises(TypeError, match="history"):
+        plot_forecast(history.to_numpy(), forecast)
+    with pytest.raises(ValueError, match="lacks the columns"):
+        plot_forecast(history, forecast.drop(columns="low"))
+    with pytest.raises(ValueError, match="empty"):
+        plot_forecast(history, forecast.iloc[:0])
+    with pytest.raises(ValueError, match="samples"):
+        plot_forecast(history, forecast, samples=np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="history_candles"):
+        plot_forecast(history, forecast, history_candles=0)
