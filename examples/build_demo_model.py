@@ -5,6 +5,7 @@ Rebuild the demo model bundled with the package (`src/transformers_kronos/demo/`
 (`examples/data/sample_kline.csv`), reproducibly, from nothing but this repository.
 
     python examples/build_demo_model.py [--work-dir build/demo_model] [--tokenizer-steps 400] [--predictor-steps 800]
+                                        [--output-dir src/transformers_kronos/demo] [--sample-csv examples/data/sample_kline.csv]
 
 The demo is **not** a pretrained Kronos. It is a tiny tokenizer and predictor trained from scratch for a few
 CPU minutes on synthetic K-lines from `transformers_kronos.synthetic`, with the project's own fine-tuning scripts
@@ -103,6 +104,8 @@ def main(argv=None):
     parser.add_argument("--tokenizer-steps", type=int, default=400)
     parser.add_argument("--predictor-steps", type=int, default=800)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (fixed, for reproducibility)")
+    parser.add_argument("--output-dir", default=str(DEMO_DIR), help="where the demo checkpoints go (the package)")
+    parser.add_argument("--sample-csv", default=str(SAMPLE_CSV), help="where the sample CSV goes")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -110,7 +113,8 @@ def main(argv=None):
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
-    write_sample_csv(SAMPLE_CSV)
+    output_dir, sample_csv = Path(args.output_dir), Path(args.sample_csv)
+    write_sample_csv(sample_csv)
     train_csv = work / "train.csv"
     generate_collection(32, periods=3000, seed=SEED).to_csv(train_csv, index=False)
     data_args = [
@@ -134,10 +138,10 @@ def main(argv=None):
          *common_training_args(predictor_dir, args.predictor_steps, 2e-3, 16)],
     )
 
-    install(tokenizer_dir, DEMO_DIR / "tokenizer")
-    install(predictor_dir, DEMO_DIR / "predictor")
-    size = sum(p.stat().st_size for p in DEMO_DIR.rglob("*") if p.is_file() and p.suffix in (".json", ".safetensors"))
-    print(f"demo model written to {DEMO_DIR} ({size / 2**20:.2f} MiB) and sample data to {SAMPLE_CSV} "
+    install(tokenizer_dir, output_dir / "tokenizer")
+    install(predictor_dir, output_dir / "predictor")
+    size = sum(p.stat().st_size for p in output_dir.rglob("*") if p.is_file() and p.suffix in (".json", ".safetensors"))
+    print(f"demo model written to {output_dir} ({size / 2**20:.2f} MiB) and sample data to {sample_csv} "
           f"in {time.time() - started:.0f} s")
     return 0
 
