@@ -748,6 +748,7 @@ class KronosPreTrainedModel(PreTrainedModel):
         "KronosTemporalEmbedding",
         "KronosBSQuantizer",
     ]
+    # a KronosCache passed as `cache=` must not be moved by accelerate's hooks: each layer's entry lives on its device
     _skip_keys_device_placement = ["cache", "past_key_values"]
     # upstream checkpoints persist the rotary frequencies; they are rebuilt in float32 here instead
     _keys_to_ignore_on_load_unexpected = [r"rotary\.inv_freq"]
@@ -946,6 +947,9 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
     """
 
     config_class = KronosConfig
+    # kept in float32 under bfloat16/float16 loads (patterns on parameter names): the RMSNorm weights and the dual
+    # head; measured in docs/big-model-inference.md (benchmarks/dtype_fidelity.py), they cost <2% of the weights
+    _keep_in_fp32_modules_strict = ["norm", "head"]
 
     def __init__(self, config):
         super().__init__(config)
@@ -1294,6 +1298,9 @@ class KronosTokenizerModel(KronosPreTrainedModel):
 
     config_class = KronosTokenizerConfig
     main_input_name = "x"
+    # kept in float32 under bfloat16/float16 loads: the RMSNorm weights and the projection whose signs become the
+    # tokens (anchored: `post_quant_embed*` are not kept); measured in docs/big-model-inference.md
+    _keep_in_fp32_modules_strict = ["norm", "^quant_embed"]
 
     def __init__(self, config):
         super().__init__(config)
