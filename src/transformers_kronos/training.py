@@ -116,7 +116,11 @@ def tokenize_windows(tokenizer, x, stamp):
 
 
 class _WindowTrainerMixin:
-    """Evaluation for models whose loss is computed in `compute_loss` rather than from `labels` in the batch."""
+    """
+    What both trainers share: batches of windows that feed `compute_loss` (not `model.forward` directly), a loss that
+    is a per-batch mean, and evaluation of that loss (the stock `prediction_step` only computes a loss when the batch
+    holds labels).
+    """
 
     # `compute_loss` returns a per-batch mean: the Trainer divides it by the number of accumulated batches, so
     # `gradient_accumulation_steps * per_device_train_batch_size` gives the same loss and gradient as one batch
@@ -170,6 +174,8 @@ class KronosTrainer(_WindowTrainerMixin, Trainer):
         kronos_tokenizer.requires_grad_(False)
         self.kronos_tokenizer = kronos_tokenizer
         super().__init__(model=model, args=args, data_collator=data_collator or KronosWindowCollator(), **kwargs)
+        # `compute_loss` never forwards `num_items_in_batch`, whatever the model's signature says
+        self.model_accepts_loss_kwargs = False
 
     def tokenize(self, inputs):
         """Token ids and shifted labels of a batch of windows (see [`tokenize_windows`])."""
@@ -203,6 +209,7 @@ class KronosTokenizerTrainer(_WindowTrainerMixin, Trainer):
 
     def __init__(self, model=None, args=None, data_collator=None, **kwargs):
         super().__init__(model=model, args=args, data_collator=data_collator or KronosWindowCollator(), **kwargs)
+        self.model_accepts_loss_kwargs = False
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(x=inputs["x"], return_dict=True)
