@@ -405,3 +405,27 @@ def test_plot_forecast_checks_its_input(tmp_path):
         plot_forecast(history, forecast, samples=np.zeros((3, 4)))
     with pytest.raises(ValueError, match="history_candles"):
         plot_forecast(history, forecast, history_candles=0)
+
+
+def test_upstream_format_checkpoints(upstream_checkpoint, history_csv, tmp_path, capsys):
+    """Checkpoints written by upstream's own `save_pretrained` (config.json without model_type) load as they are."""
+    model_dir, _ = upstream_checkpoint("model", TINY_MODEL_CONFIGS["tiny"])
+    tokenizer_dir, _ = upstream_checkpoint("tokenizer", TINY_TOKENIZER_CONFIGS["tiny"])
+    status, _, err = run_cli(["--csv", history_csv, "--model", model_dir, "--tokenizer", tokenizer_dir,
+                              "--pred-len", 3, "--samples", 2, "--output", tmp_path / "f.csv"], capsys)
+    assert status == 0, err
+    assert len(pd.read_csv(tmp_path / "f.csv")) == 3
+
+
+def test_unreachable_hub_id_is_one_line(tmp_path):
+    """A Hub id that is neither cached nor reachable (offline): one line, status 2, nothing written."""
+    sample = REPO / "examples" / "data" / "sample_kline.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "transformers_kronos", "--csv", str(sample), "--model", "no-such-org/no-such-kronos",
+         "--tokenizer", "no-such-org/no-such-tokenizer", "--output", str(tmp_path / "f.csv")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kronos-forecast: error: could not load --model no-such-org/no-such-kronos")
+    assert files_in(tmp_path) == []

@@ -295,16 +295,23 @@ def _resolve_device(name):
 
 @contextlib.contextmanager
 def _quiet_transformers():
-    """Silence transformers' loading bars and weight-mismatch tables (multi-line); the command reports in one line."""
+    """
+    Silence transformers' loading bars and weight-mismatch tables, and huggingface_hub's retry warnings (all
+    multi-line): the command reports problems itself, in one line.
+    """
+    from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as hf_logging
 
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    verbosity, hub_verbosity = hf_logging.get_verbosity(), hub_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hub_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(verbosity)
+        hub_logging.set_verbosity(hub_verbosity)
         if bars:
             hf_logging.enable_progress_bar()
 
