@@ -22,6 +22,7 @@ import re
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -246,7 +247,9 @@ def infer_future_timestamps(timestamps, pred_len):
     if (gaps == step).all():
         return pd.date_range(stamps[-1] + step, periods=pred_len, freq=step)
     try:
-        freq = pd.infer_freq(stamps)  # business days, month ends, ...: frequencies pandas knows
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas 3 announces an offset return type; date_range takes either
+            freq = pd.infer_freq(stamps)  # business days, month ends, ...: frequencies pandas knows
     except (TypeError, ValueError):
         freq = None
     if freq is not None:
