@@ -11,7 +11,13 @@ Predictor: cosine similarity of the s1 and s2 logit vectors to float32 (mean and
 agreement (same arg-max), s2 teacher-forced on the next s1 so that both runs condition on the same token.
 Tokenizer: agreement of the s1 and s2 ids from `encode`, and relative error of the reconstruction from `decode`.
 
+Greedy decoding (`--greedy-device`, e.g. `cuda`): `generate_tokens` with `top_k=1` from the same prompts, float32
+on the CPU against (a) the bfloat16 load on that device and, on a GPU, (b) `device_map="auto"` with the GPU's
+`max_memory` set to half the weights, the rest offloaded to the CPU. Reported: the fraction of generated positions
+whose (s1, s2) pair equals the float32 one, and the first step where a path diverges (after it, the contexts differ).
+
 Usage: python benchmarks/dtype_fidelity.py [--sizes mini small base] [--length 256] [--output out/dtype_fidelity.json]
+       [--greedy-device cpu|cuda] [--greedy-steps 32]
 """
 
 import argparse
@@ -118,16 +124,68 @@ def tokenizer_outputs(model, x):
     return s1, s2
 
 
+@torch.no_grad()
+def greedy_tokens(model, s1, s2, stamp, steps):
+    """`generate_tokens` with `top_k=1` (the arg-max, whatever the generator) on the prompt's last positions."""
+    prompt = s1.shape[1] - steps
+    pair = model.generate_tokens(
+        s1[:, :prompt], s2[:, :prompt], stamp[:, :prompt], stamp[:, prompt:], pred_len=steps, top_k=1
+    )[:2]
+    return torch.stack([t.cpu() for t in pair], dim=-1)  # (batch, steps, 2)
+
+
+def greedy_agreement(path, s1, s2, stamp, steps, device):
+    """Greedy (s1, s2) agreement of the bfloat16 load on `device` (and, on a GPU, a GPU+CPU split) with float32/CPU."""
+    reference = greedy_tokens(KronosForTokenPrediction.from_pretrained(path), s1, s2, stamp, steps)
+    runs = {f"bf16 on {device}": dict(dtype=torch.bfloat16, device_map=device)}
+    if torch.device(device).type != "cpu":
+        full = KronosForTokenPrediction.from_pretrained(path)
+        half = sum(p.numel() * p.element_size() for p in full.parameters()) // 2
+        index = torch.device(device).index or 0
+        runs[f"fp32, device_map=auto, {device} holds half"] = dict(
+            device_map="auto", max_memory={index: half, "cpu": 8 * half}
+        )
+        runs[f"bf16, device_map=auto, {device} holds half"] = dict(
+            dtype=torch.bfloat16, device_map="auto", max_memory={index: half // 2, "cpu": 8 * half}
+        )
+    report = {}
+    for name, kwargs in runs.items():
+        model = KronosForTokenPrediction.from_pretrained(path, **kwargs)
+        got = greedy_tokens(model, s1, s2, stamp, steps)
+        same = (got == reference).all(-1)  # (batch, steps)
+        diverged = [int((~row).nonzero()[0]) if (~row).any() else steps for row in same]
+        report[name] = {
+            "agreement": same.float().mean().item(),
+            "first_divergence": diverged,
+            "device_map": getattr(model, "hf_device_map", None),
+        }
+        print(f"greedy {name:40s} agreement={report[name]['agreement']:.4f} first divergence={diverged}", flush=True)
+    return report
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["mini", "small", "base"], choices=["mini", "small", "base"])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--output", default="out/dtype_fidelity.json")
+    parser.add_argument("--greedy-device", help="also compare greedy decoding on this device (cpu, cuda, cuda:1)")
+    parser.add_argument("--greedy-steps", type=int, default=32)
     args = parser.parse_args(argv)
     if args.batch < 1 or args.length < 2:
         print("error: --batch must be >= 1 and --length >= 2", file=sys.stderr)
         return 2
+    if args.greedy_device is not None:
+        if not 1 <= args.greedy_steps < args.length:
+            print("error: --greedy-steps must be in [1, --length)", file=sys.stderr)
+            return 2
+        try:
+            device = torch.device(args.greedy_device)
+            if device.type != "cpu":
+                torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as err:
+            print(f"error: --greedy-device {args.greedy_device!r} is not usable here ({err})", file=sys.stderr)
+            return 2
 
     import transformers
 
@@ -182,6 +240,10 @@ def main(argv=None):
                         flush=True,
                     )
                     del model
+            if args.greedy_device is not None:
+                results.setdefault("greedy", {})[size] = greedy_agreement(
+                    path, ref_s1, ref_s2, stamp, args.greedy_steps, args.greedy_device
+                )
 
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as f:
