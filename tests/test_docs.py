@@ -163,7 +163,11 @@ def scratch(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TQDM_DISABLE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return tmp_path
+    # the examples use tiny models, for which extra threads only contend (badly so on a loaded 2-core machine)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield tmp_path
+    torch.set_num_threads(threads)
 
 
 def test_there_are_docs():
