@@ -266,6 +266,7 @@ BAD_FLAGS = [
     (["--device", "tpu"], "invalid choice"),
     (["--dtype", "float8"], "invalid choice"),
     (["--plot", "chart.txt"], "--plot chart.txt: use a .png"),
+    (["--plot", "out.png", "--output", "out.png"], "name the same file"),
     (["--unknown-flag"], "unrecognized arguments"),
 ]
 
@@ -304,6 +305,15 @@ def test_model_and_tokenizer_problems(tiny_checkpoints, history_csv, tmp_path, c
         assert status == 2, (flags, err)
         assert message in err and err.count("\n") == 1, (flags, err)
     assert not out.exists()
+
+
+def test_output_must_not_overwrite_the_input(tmp_path, capsys):
+    csv = tmp_path / "in.csv"
+    generate_klines(40, seed=0).to_csv(csv, index=False)
+    before = csv.read_bytes()
+    status, _, err = run_cli(["--csv", csv, "--output", csv], capsys)
+    assert status == 2 and "would overwrite the input" in err
+    assert csv.read_bytes() == before and files_in(tmp_path) == ["in.csv"]
 
 
 def test_cuda_requested_without_cuda(tiny_checkpoints, history_csv, tmp_path, capsys):

@@ -430,6 +430,9 @@ def run(args, stdout=None, stderr=None):
             raise CliError(f"{name} {target}: is a directory")
     if plot is not None and plot.resolve() == output.resolve():
         raise CliError("--output and --plot name the same file")
+    for name, target in (("--output", output), ("--plot", plot)):
+        if target is not None and target.resolve() == Path(args.csv).expanduser().resolve():
+            raise CliError(f"{name} would overwrite the input {args.csv}")
 
     frame, stamps = read_kline_csv(args.csv)
     if len(frame) < MIN_HISTORY:
@@ -456,7 +459,10 @@ def run(args, stdout=None, stderr=None):
     import torch
 
     torch.manual_seed(args.seed)
-    samples = _sample_paths(forecaster, context, context_stamps, future, args)
+    try:
+        samples = _sample_paths(forecaster, context, context_stamps, future, args)
+    except (ValueError, TypeError) as err:  # the forecaster's own input checks
+        raise CliError(f"{args.csv}: {_one_line(err)}") from None
     columns = list(context.columns)
     result = forecast_frame(samples, columns, future, args.quantiles)
 
