@@ -15,7 +15,8 @@ random init, written by upstream and loaded here) on windows of the same shape:
   loading, collation, tokenization, logging bookkeeping).
 
 The two sides alternate step by step (an upstream step runs inside the Trainer's `on_step_end` callback, outside
-the Trainer's timed interval), so that a busy machine slows both alike; medians and minima are compared.
+the Trainer's timed interval), so that a busy machine slows both alike; medians and minima of wall time are compared,
+and on CPU also the process's CPU time per step, which other processes' load disturbs less.
 
     python benchmarks/train_speed.py [--batch-size 8] [--lookback 90] [--pred-window 10] [--steps 10]
 
@@ -104,22 +105,29 @@ class Interleave(TrainerCallback):
     def __init__(self, upstream_step, device, warmup=1):
         self.upstream_step, self.device, self.warmup = upstream_step, device, warmup
         self.trainer_times, self.upstream_times = [], []
+        self.trainer_cpu, self.upstream_cpu = [], []
+
+    @staticmethod
+    def clocks():
+        # wall time, and CPU time of this process (all threads): the latter is far less sensitive to other load
+        return time.perf_counter(), time.process_time()
 
     def on_train_begin(self, args, state, control, **kwargs):
         synchronize(self.device)
-        self.resumed = time.perf_counter()
+        self.resumed = self.clocks()
 
     def on_step_end(self, args, state, control, **kwargs):
         synchronize(self.device)
-        now = time.perf_counter()
-        ours = now - self.resumed
+        now = self.clocks()
         self.upstream_step()
         synchronize(self.device)
-        theirs = time.perf_counter() - now
+        done = self.clocks()
         if state.global_step > self.warmup:  # the first steps pay for allocations on both sides
-            self.trainer_times.append(ours)
-            self.upstream_times.append(theirs)
-        self.resumed = time.perf_counter()
+            self.trainer_times.append(now[0] - self.resumed[0])
+            self.trainer_cpu.append(now[1] - self.resumed[1])
+            self.upstream_times.append(done[0] - now[0])
+            self.upstream_cpu.append(done[1] - now[1])
+        self.resumed = self.clocks()
 
 
 def run(model, tokenizer, dataset, upstream_step, batch_size, steps, device, workdir):
@@ -145,7 +153,7 @@ def run(model, tokenizer, dataset, upstream_step, batch_size, steps, device, wor
         model=model, args=args, train_dataset=dataset, kronos_tokenizer=tokenizer, callbacks=[interleave]
     )
     trainer.train()
-    return interleave.trainer_times, interleave.upstream_times
+    return interleave
 
 
 def main():
@@ -182,11 +190,14 @@ def main():
         upstream_step = UpstreamStep(up_model, up_tokenizer, batch, args.steps + 1, device)
         model = KronosForTokenPrediction.from_pretrained(tmp / "model")
         model.config.s2_conditioning = "sampled"  # upstream's objective
-        ours, theirs = run(model, tokenizer, dataset, upstream_step, args.batch_size, args.steps, device, tmp / "out")
+        timings = run(model, tokenizer, dataset, upstream_step, args.batch_size, args.steps, device, tmp / "out")
+        ours, theirs = timings.trainer_times, timings.upstream_times
+        ours_cpu, theirs_cpu = timings.trainer_cpu, timings.upstream_cpu
 
     up_median, our_median = statistics.median(theirs), statistics.median(ours)
     ratio = our_median / up_median
     min_ratio = min(ours) / min(theirs)
+    cpu_ratio = statistics.median(ours_cpu) / statistics.median(theirs_cpu)
     threads = torch.get_num_threads()
     print(f"device {device} ({threads} threads), Kronos-small-sized predictor + Kronos-Tokenizer-base-sized tokenizer, "
           f"batch {args.batch_size} x {window} candles, {len(theirs)} timed steps per side")
@@ -195,11 +206,15 @@ def main():
     print(f"{'KronosTrainer step':28s}{our_median:14.3f}{min(ours):9.3f}{max(ours):9.3f}")
     print(f"ratio Trainer / upstream: median {ratio:.3f} (overhead {100 * (ratio - 1):+.1f}%; target within +10%), "
           f"best step {min_ratio:.3f}")
+    if device.type == "cpu":
+        print(f"CPU time per step (process time, robust to other load): upstream {statistics.median(theirs_cpu):.3f} s, "
+              f"Trainer {statistics.median(ours_cpu):.3f} s, ratio {cpu_ratio:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "device": str(device), "threads": threads, "batch_size": args.batch_size, "window": window,
             "upstream_s": theirs, "trainer_s": ours, "upstream_median_s": up_median,
             "trainer_median_s": our_median, "ratio": ratio, "min_ratio": min_ratio,
+            "upstream_cpu_s": theirs_cpu, "trainer_cpu_s": ours_cpu, "cpu_ratio": cpu_ratio,
         }, indent=2))
 
 
