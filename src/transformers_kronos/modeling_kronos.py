@@ -13,6 +13,7 @@ This file imports only ``torch``, ``transformers`` and its sibling configuration
 """
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -752,6 +753,25 @@ class KronosPreTrainedModel(PreTrainedModel):
     _skip_keys_device_placement = ["cache", "past_key_values"]
     # upstream checkpoints persist the rotary frequencies; they are rebuilt in float32 here instead
     _keys_to_ignore_on_load_unexpected = [r"rotary\.inv_freq"]
+
+    def post_init(self):
+        super().post_init()
+        self._build_fp32_kept_in_fp32()
+
+    def _build_fp32_kept_in_fp32(self):
+        """
+        Give the weights matched by `_keep_in_fp32_modules_strict` float32 storage when the model is built in half
+        precision (as `from_pretrained(dtype=torch.bfloat16)` does, on the meta device). transformers 5 casts them to
+        float32 only as it reads them, so weights offloaded to disk (whose dtype it takes from the model as built)
+        or missing from the checkpoint would otherwise stay in half precision.
+        """
+        patterns = getattr(self, "_keep_in_fp32_modules_strict", None)
+        if not patterns:
+            return
+        kept = re.compile("|".join(pattern.replace("*", ".*") for pattern in patterns))
+        for name, param in self.named_parameters():
+            if param.dtype in (torch.float16, torch.bfloat16) and kept.search(name):
+                param.data = param.data.float()
 
     def _init_weights(self, module):
         """Upstream's initialisation: Xavier-normal linears, N(0, d^-1/2) embeddings, unit norms; fixed tables rebuilt."""
