@@ -455,6 +455,16 @@ def test_bad_placement_or_dtype_is_a_clear_value_error(checkpoints, kwargs, mess
             KronosForTokenPrediction.from_pretrained(checkpoints["predictor", fmt], **kwargs)
 
 
+@pytest.mark.parametrize("kind", ["predictor", "tokenizer"])
+def test_auto_model_with_device_map(checkpoints, references, tmp_path, kind):
+    """AutoModel without remote code (the installed package's registered classes) places the weights the same way."""
+    model = AutoModel.from_pretrained(
+        checkpoints[kind, "converted"], device_map=SPLIT_MAPS[kind], offload_folder=str(tmp_path)
+    )
+    assert type(model) is CLASSES[kind] and model.hf_device_map == SPLIT_MAPS[kind]
+    assert_same(outputs(model, kind), references[kind, "converted"])
+
+
 def test_bad_device_map_through_auto_model(checkpoints):
     with pytest.raises(ValueError, match="does not have"):
         AutoModel.from_pretrained(checkpoints["tokenizer", "converted"], device_map={"encoder.7": "cpu", "": "cpu"})
