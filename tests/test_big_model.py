@@ -445,6 +445,8 @@ def test_loading_builds_the_model_on_the_meta_device(checkpoints, monkeypatch):
         ({"device_map": {"": "tpu"}}, "not a device"),
         ({"device_map": {"embedding": "cpu", "nope": "cpu", "": "cpu"}}, "does not have: \\['nope'\\]"),
         ({"device_map": {"embedding": "cpu", "transformer": "cpu"}}, "places no device"),
+        ({"device_map": "auto", "max_memory": {"gpu0": "1GB", "cpu": "1GB"}}, "not a device"),
+        ({"device_map": "auto", "max_memory": {"cpu": -5}}, "must not be negative"),
         ({"dtype": "bfloat17"}, "dtype"),
         ({"dtype": 3}, "dtype"),
     ],

@@ -845,6 +845,13 @@ def _check_device_map(cls, name_or_path, kwargs):
     not exist here, or a per-module dict that names modules the model does not have or leaves weights unplaced.
     The module names come from the model built on the meta device (no memory, no weights read).
     """
+    max_memory = kwargs.get("max_memory")
+    if isinstance(max_memory, dict):
+        for key, budget in max_memory.items():
+            if key not in ("cpu", "disk", "mps"):
+                _check_device(key, f"max_memory key {key!r}")
+            if isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget < 0:
+                raise ValueError(f"max_memory[{key!r}] must not be negative, got {budget}")
     device_map = kwargs.get("device_map")
     if device_map is None:
         return
