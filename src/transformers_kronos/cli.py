@@ -115,27 +115,28 @@ def build_parser():
     parser.add_argument("--model", metavar="ID_OR_PATH",
                         help="predictor checkpoint (converted or upstream format, local or Hub); default: the demo")
     parser.add_argument("--tokenizer", metavar="ID_OR_PATH", help="tokenizer checkpoint matching --model")
-    parser.add_argument("--lookback", type=_int_at_least(MIN_HISTORY, "--lookback"), default=None,
+    parser.add_argument("--lookback", type=_int_at_least(MIN_HISTORY, "--lookback"), default=None, metavar="N",
                         help=f"candles of history to condition on (default: {DEFAULT_LOOKBACK}, or all when fewer; "
                              "at most the model's max_context are used)")
-    parser.add_argument("--pred-len", type=_int_at_least(1, "--pred-len"), default=48,
+    parser.add_argument("--pred-len", type=_int_at_least(1, "--pred-len"), default=48, metavar="N",
                         help="candles to forecast (default: 48)")
-    parser.add_argument("--samples", type=_int_at_least(1, "--samples"), default=20,
+    parser.add_argument("--samples", type=_int_at_least(1, "--samples"), default=20, metavar="K",
                         help="sample paths drawn; the forecast is their mean (default: 20)")
-    parser.add_argument("--quantiles", type=_quantile_list, default=(0.1, 0.5, 0.9),
+    parser.add_argument("--quantiles", type=_quantile_list, default=(0.1, 0.5, 0.9), metavar="Q1,Q2,...",
                         help="quantile levels written next to the mean (default: 0.1,0.5,0.9)")
-    parser.add_argument("--temperature", type=_positive_float("--temperature"), default=1.0,
+    parser.add_argument("--temperature", type=_positive_float("--temperature"), default=1.0, metavar="T",
                         help="sampling temperature (default: 1.0)")
-    parser.add_argument("--top-p", type=_positive_float("--top-p", upper=1.0), default=0.9,
+    parser.add_argument("--top-p", type=_positive_float("--top-p", upper=1.0), default=0.9, metavar="P",
                         help="nucleus sampling threshold in (0, 1] (default: 0.9, as upstream)")
-    parser.add_argument("--top-k", type=_int_at_least(0, "--top-k"), default=0,
+    parser.add_argument("--top-k", type=_int_at_least(0, "--top-k"), default=0, metavar="K",
                         help="keep the k most likely tokens, 0 = off (default: 0)")
     parser.add_argument("--output", default="forecast.csv", metavar="FILE",
                         help="forecast CSV to write (default: forecast.csv)")
     parser.add_argument("--plot", default=None, metavar="FILE", help="chart to write (e.g. forecast.png)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="default: float32")
-    parser.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0, metavar="S",
+                        help="random seed (default: 0)")
     return parser
 
 
