@@ -390,6 +390,15 @@ def test_future_timestamps_regular_and_pandas_frequencies():
         infer_future_timestamps(hourly[:2], 1)
 
 
+def test_read_kline_csv_day_first_timestamps(tmp_path):
+    """`13/09/2024` only parses day first; pandas guesses month first from `02/09/2024`. Both are tried."""
+    data = generate_klines(600, start="2024-09-02", seed=0)
+    day_first = data.assign(timestamps=data["timestamps"].dt.strftime("%d/%m/%Y %H:%M"))
+    day_first.to_csv(tmp_path / "dmy.csv", index=False)
+    _, stamps = read_kline_csv(tmp_path / "dmy.csv")
+    assert list(stamps) == list(data["timestamps"])
+
+
 def test_read_kline_csv_keeps_optional_columns(tmp_path):
     path = tmp_path / "k.csv"
     generate_klines(30, seed=0).drop(columns="amount").to_csv(path, index=False)

@@ -183,7 +183,7 @@ def read_kline_csv(path):
             f"[, volume, amount], found {', '.join(raw.columns)}"
         )
 
-    stamps = pd.to_datetime(raw[time_column], errors="coerce")
+    stamps = _parse_timestamps(raw[time_column])
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if len(bad):
         row = int(bad[0])
@@ -224,6 +224,27 @@ def read_kline_csv(path):
             + (f" (and {len(rows) - 1} more)" if len(rows) > 1 else "") + "; are the columns in the right order?"
         )
     return frame, pd.Series(stamps.to_numpy(), name="timestamps")
+
+
+def _parse_timestamps(values):
+    """
+    Datetimes of a CSV column, `NaT` where unparsable. pandas guesses one format from the first value, and reads
+    `02/09/2024` month first; when that leaves values unparsed, day-first and per-value parsing are tried too and
+    the reading that parses the most values wins.
+    """
+    best = None
+    for kwargs in ({}, {"dayfirst": True}, {"format": "mixed"}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "could not infer format" and friends: the result is checked below
+            try:
+                stamps = pd.to_datetime(values, errors="coerce", **kwargs)
+            except (TypeError, ValueError):
+                continue
+        if best is None or stamps.isna().sum() < best.isna().sum():
+            best = stamps
+        if not best.isna().any():
+            break
+    return best
 
 
 def infer_future_timestamps(timestamps, pred_len):
