@@ -1257,6 +1257,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             if full_mask is not None:
                 full_mask = full_mask.repeat_interleave(sample_count, dim=0)
         last = context[:, -1:].repeat_interleave(sample_count, dim=0)
+        del context  # only its last position is needed from here on (peak memory)
         window_context = None  # the re-encoded window, once the cache is given up (exact sliding)
 
         length = prompt_len
