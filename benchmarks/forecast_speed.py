@@ -123,7 +123,18 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--device", default="cpu", help="device for both sides (default cpu)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of our forecaster per case (best is kept)")
+    parser.add_argument("--cases", default=None, help="comma-separated case numbers to run (1-based; default all)")
     args = parser.parse_args()
+    cases = QUICK_CASES if args.quick else CASES
+    if args.cases:
+        try:
+            picked = [int(c) for c in args.cases.split(",")]
+            if not all(1 <= c <= len(cases) for c in picked):
+                raise ValueError
+        except ValueError:
+            print(f"error: --cases takes numbers between 1 and {len(cases)}, got {args.cases!r}", file=sys.stderr)
+            sys.exit(2)
+        cases = [cases[c - 1] for c in picked]
 
     try:
         import model as upstream
@@ -154,7 +165,7 @@ def main():
     predictor.predict(x, x_ts, y_ts, 4, top_k=1, verbose=False)
 
     rows = []
-    for name, lookback, pred_len, count, bar in QUICK_CASES if args.quick else CASES:
+    for name, lookback, pred_len, count, bar in cases:
         inputs = series_inputs(lookback, pred_len, count)
         xs, x_tss, y_tss = (list(t) for t in zip(*inputs))
         if count == 1:
