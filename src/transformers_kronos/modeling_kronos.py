@@ -337,8 +337,8 @@ def build_attention_mask(attention_mask, q_len, k_len, causal, top_left=False):
     return mask, False
 
 
-class KronosAttention(nn.Module):
-    """Causal multi-head self-attention with rotary embeddings (upstream `MultiHeadAttentionWithRoPE`)."""
+class KronosAttentionBase(nn.Module):
+    """Projections, rotary table and dropout shared by the self- and cross-attention (upstream's parameter names)."""
 
     def __init__(self, config, d_model, n_heads, attn_dropout_p=0.0, resid_dropout_p=0.0, layer_idx=None):
         super().__init__()
@@ -358,6 +358,15 @@ class KronosAttention(nn.Module):
     def _split(self, x):
         batch, length, _ = x.shape
         return x.view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def _merge(self, out):
+        """`(batch, heads, len, head_dim)` → output projection and residual dropout, `(batch, len, d_model)`."""
+        batch, _, length, _ = out.shape
+        return self.resid_dropout(self.out_proj(out.transpose(1, 2).reshape(batch, length, self.d_model)))
+
+
+class KronosAttention(KronosAttentionBase):
+    """Causal multi-head self-attention with rotary embeddings (upstream `MultiHeadAttentionWithRoPE`)."""
 
     def forward(self, hidden_states, position_ids, attention_mask=None, cache=None):
         """
@@ -367,7 +376,7 @@ class KronosAttention(nn.Module):
             attention_mask (`torch.Tensor` of shape `(batch, past + seq_len)`, *optional*): 1 = real, 0 = padding.
             cache (`KronosCache`, *optional*): Past keys and values, updated in place.
         """
-        batch, q_len, _ = hidden_states.shape
+        q_len = hidden_states.shape[1]
         query = self._split(self.q_proj(hidden_states))
         key = self._split(self.k_proj(hidden_states))
         value = self._split(self.v_proj(hidden_states))
@@ -377,11 +386,10 @@ class KronosAttention(nn.Module):
             key, value = cache.update(self.layer_idx, key, value)
         mask, is_causal = build_attention_mask(attention_mask, q_len, key.shape[-2], causal=True)
         out = attend(self.config, query, key, value, mask, is_causal, self.attn_dropout_p, self.training)
-        out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)
-        return self.resid_dropout(self.out_proj(out))
+        return self._merge(out)
 
 
-class KronosCrossAttention(nn.Module):
+class KronosCrossAttention(KronosAttentionBase):
     """
     Cross-attention of the dependency-aware layer (upstream `MultiHeadCrossAttentionWithRoPE`): the s1 embedding
     queries the backbone context.
@@ -390,25 +398,6 @@ class KronosCrossAttention(nn.Module):
     the rotary table is built for the *query* length and applied to queries and keys alike, so with a single query
     (autoregressive decoding) neither is rotated; and the attention is causal only in training mode.
     """
-
-    def __init__(self, config, d_model, n_heads, attn_dropout_p=0.0, resid_dropout_p=0.0, layer_idx=None):
-        super().__init__()
-        self.config = config
-        self.d_model = d_model
-        self.n_heads = n_heads
-        self.head_dim = d_model // n_heads
-        self.layer_idx = layer_idx
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model)
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
-        self.rotary = KronosRotaryEmbedding(self.head_dim, getattr(config, "rope_theta", 10000.0))
-        self.attn_dropout_p = attn_dropout_p
-        self.resid_dropout = nn.Dropout(resid_dropout_p)
-
-    def _split(self, x):
-        batch, length, _ = x.shape
-        return x.view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
 
     def project_kv(self, context):
         """Keys and values of context positions `(batch, len, d_model)` → two `(batch, heads, len, head_dim)`."""
@@ -423,7 +412,7 @@ class KronosCrossAttention(nn.Module):
             attention_mask (`torch.Tensor` of shape `(batch, k_len)`, *optional*): 1 = real, 0 = padding.
             kv (`tuple`, *optional*): Precomputed `project_kv(context)` (cached), used instead of `key_value`.
         """
-        batch, q_len, _ = query.shape
+        q_len = query.shape[1]
         q = self._split(self.q_proj(_to_module(query, self.q_proj, cast=True)))
         if kv is not None:
             k, v = (t.to(q.device) for t in kv)
@@ -440,8 +429,7 @@ class KronosCrossAttention(nn.Module):
         # a single query gets the rotary table of length 1 (position 0, the identity), and so do all keys
         mask, is_causal = build_attention_mask(attention_mask, q_len, k_len, causal=self.training, top_left=True)
         out = attend(self.config, q, k, v, mask, is_causal, self.attn_dropout_p, self.training)
-        out = out.transpose(1, 2).reshape(batch, q_len, self.d_model)
-        return self.resid_dropout(self.out_proj(out))
+        return self._merge(out)
 
 
 class KronosDependencyAwareLayer(nn.Module):
