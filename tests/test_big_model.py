@@ -339,6 +339,33 @@ def test_half_precision_load(checkpoints, references, kind, dtype):
         assert rel < 0.05
 
 
+@pytest.mark.parametrize("kind", ["predictor", "tokenizer"])
+@pytest.mark.parametrize("fmt", ["converted", "upstream"])
+def test_lean_half_precision_load_equals_transformers_path(checkpoints, kind, fmt, monkeypatch):
+    """A plain `dtype=` load reads the file tensor by tensor (low peak memory); the weights are those of the mmap path."""
+    from transformers_kronos import modeling_kronos
+
+    taken = []
+    original = modeling_kronos._open_for_half_precision
+
+    def spy(*args):
+        result = original(*args)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(modeling_kronos, "_open_for_half_precision", spy)
+    path = checkpoints[kind, fmt]
+    lean = CLASSES[kind].from_pretrained(path, dtype=torch.bfloat16)
+    assert taken == [True]
+    mapped = CLASSES[kind].from_pretrained(path, dtype=torch.bfloat16, device_map="cpu")  # transformers' own path
+    assert taken == [True, False]
+    assert not lean.training and lean.name_or_path == str(path)
+    lean_state, mapped_state = lean.state_dict(), mapped.state_dict()
+    assert lean_state.keys() == mapped_state.keys()
+    for name, tensor in lean_state.items():
+        assert tensor.dtype == mapped_state[name].dtype and torch.equal(tensor, mapped_state[name]), name
+
+
 def test_keep_in_fp32_patterns_match_what_they_mean():
     predictor = KronosForTokenPrediction(KronosConfig(**PREDICTOR_CONFIG))
     tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TOKENIZER_CONFIG))

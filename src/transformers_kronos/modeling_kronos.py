@@ -790,6 +790,16 @@ class KronosPreTrainedModel(PreTrainedModel):
             if upstream is not None:
                 kwargs["config"] = upstream
         _check_device_map(cls, pretrained_model_name_or_path, kwargs)
+        lean = _open_for_half_precision(cls, pretrained_model_name_or_path, model_args, kwargs)
+        if lean is not None:
+            handle, config, state_dict = lean
+            try:
+                loaded = super().from_pretrained(None, config=config, state_dict=state_dict, **kwargs)
+            finally:
+                handle.__exit__(None, None, None)
+            model = loaded[0] if isinstance(loaded, tuple) else loaded
+            model.name_or_path = model.config._name_or_path = str(pretrained_model_name_or_path)
+            return loaded
         try:
             return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
         except OSError as err:
@@ -805,6 +815,43 @@ class KronosPreTrainedModel(PreTrainedModel):
 
 
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+# from_pretrained arguments that the lean half-precision path below passes through unchanged
+_LEAN_KWARGS = ("config", "dtype", "output_loading_info", "attn_implementation")
+
+
+def _open_for_half_precision(cls, name_or_path, model_args, kwargs):
+    """
+    For a bfloat16/float16 load of a local single-file safetensors checkpoint on the CPU (no `device_map`), open the
+    file for positioned reads instead of transformers' memory map and return `(handle, config, state_dict)`, where the
+    state dict holds lazy slices; otherwise None.
+
+    transformers maps the file and casts each tensor as it loads it, which makes no float32 copy but keeps every page of
+    the float32 file resident until the end: loading a float32 Kronos-base into bfloat16 peaked at 1.5x the file size.
+    Reading tensor by tensor frees each float32 buffer once cast, so the peak is about the half-precision model
+    (benchmarks/load_memory.py). The weights are identical either way, float32-kept modules included.
+    """
+    import os
+
+    dtype = kwargs.get("dtype")
+    if isinstance(dtype, str) and dtype in ("bfloat16", "float16"):
+        dtype = getattr(torch, dtype)
+    if dtype not in (torch.bfloat16, torch.float16) or model_args:
+        return None
+    if any(key not in _LEAN_KWARGS for key in kwargs):
+        return None  # device maps, hub options, config overrides...: transformers' own path handles them
+    path = os.path.join(str(name_or_path), "model.safetensors")
+    if not os.path.isfile(path):
+        return None
+    from transformers.modeling_utils import safe_open
+
+    try:
+        handle = safe_open(path, framework="pt", device="cpu", backend="pread")
+    except TypeError:
+        return None  # a safetensors release without positioned reads: keep the memory map
+    config = kwargs.pop("config", None)
+    if config is None:
+        config = cls.config_class.from_pretrained(name_or_path)
+    return handle, config, {key: handle.get_slice(key) for key in handle.keys()}
 _DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
