@@ -357,8 +357,12 @@ def test_lean_half_precision_load_equals_transformers_path(checkpoints, kind, fm
     path = checkpoints[kind, fmt]
     lean = CLASSES[kind].from_pretrained(path, dtype=torch.bfloat16)
     assert taken == [True]
-    mapped = CLASSES[kind].from_pretrained(path, dtype=torch.bfloat16, device_map="cpu")  # transformers' own path
-    assert taken == [True, False]
+    on_cpu = CLASSES[kind].from_pretrained(path, dtype=torch.bfloat16, device_map="cpu")
+    assert taken == [True, True]
+    # transformers' own path (a memory budget takes it there)
+    mapped = CLASSES[kind].from_pretrained(path, dtype=torch.bfloat16, device_map="auto", max_memory={"cpu": "8GiB"})
+    assert taken == [True, True, False]
+    assert all(torch.equal(a, b) for a, b in zip(on_cpu.state_dict().values(), lean.state_dict().values()))
     assert not lean.training and lean.name_or_path == str(path)
     lean_state, mapped_state = lean.state_dict(), mapped.state_dict()
     assert lean_state.keys() == mapped_state.keys()

@@ -816,12 +816,22 @@ class KronosPreTrainedModel(PreTrainedModel):
 
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
 # from_pretrained arguments that the lean half-precision path below passes through unchanged
-_LEAN_KWARGS = ("config", "dtype", "output_loading_info", "attn_implementation")
+_LEAN_KWARGS = ("config", "dtype", "device_map", "output_loading_info", "attn_implementation")
+
+
+def _has_accelerator():
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return (
+        torch.cuda.is_available()
+        or (mps is not None and mps.is_available())
+        or (xpu is not None and xpu.is_available())
+    )
 
 
 def _open_for_half_precision(cls, name_or_path, model_args, kwargs):
     """
-    For a bfloat16/float16 load of a local single-file safetensors checkpoint on the CPU (no `device_map`), open the
+    For a bfloat16/float16 load of a local single-file safetensors checkpoint onto the CPU, open the
     file for positioned reads instead of transformers' memory map and return `(handle, config, state_dict)`, where the
     state dict holds lazy slices; otherwise None.
 
@@ -837,8 +847,13 @@ def _open_for_half_precision(cls, name_or_path, model_args, kwargs):
         dtype = getattr(torch, dtype)
     if dtype not in (torch.bfloat16, torch.float16) or model_args:
         return None
+    device_map = kwargs.get("device_map")
+    if device_map == "auto" and not _has_accelerator():
+        device_map = "cpu"  # "auto" places everything on the CPU here
+    if device_map not in (None, "cpu", {"": "cpu"}):
+        return None  # placement over devices or disk: transformers' own loader handles it
     if any(key not in _LEAN_KWARGS for key in kwargs):
-        return None  # device maps, hub options, config overrides...: transformers' own path handles them
+        return None  # hub options, config overrides...: transformers' own path handles them
     path = os.path.join(str(name_or_path), "model.safetensors")
     if not os.path.isfile(path):
         return None
