@@ -15,10 +15,12 @@ from .modeling_kronos import (
     filter_logits,
     sample_tokens,
 )
-from .forecasting import KronosForecaster, calendar_features, infer_future_timestamps
-from .pipelines import KlineForecastingPipeline
 from .conversion import convert_checkpoint
 from .data import KronosWindowDataset
+from .forecasting import KronosForecaster, calendar_features, infer_future_timestamps
+from .pipelines import KlineForecastingPipeline
+
+__version__ = "0.1.0"
 
 # fine-tuning helpers import the transformers Trainer, so they load on first use
 _TRAINING_NAMES = ("KronosTokenizerTrainer", "KronosTrainer", "KronosWindowCollator")
@@ -30,8 +32,6 @@ def __getattr__(name):
 
         return getattr(training, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-__version__ = "0.1.0"
 
 
 def _register():
