@@ -27,7 +27,6 @@ Everything is seeded; on the same software versions and thread count the weights
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time

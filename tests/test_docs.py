@@ -17,7 +17,6 @@ import ast
 import builtins
 import doctest
 import importlib
-import os
 import re
 import shlex
 from pathlib import Path
