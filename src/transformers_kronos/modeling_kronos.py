@@ -462,6 +462,25 @@ class KronosTransformerBlock(GradientCheckpointingLayer):
         return hidden_states + self.ffn(self.norm2(hidden_states))
 
 
+def make_transformer_blocks(config, count):
+    """`count` transformer blocks with the sizes and dropouts of `config` (predictor or tokenizer), indexed for caches."""
+    return nn.ModuleList(
+        [
+            KronosTransformerBlock(
+                config,
+                config.d_model,
+                config.n_heads,
+                config.ff_dim,
+                config.ffn_dropout_p,
+                config.attn_dropout_p,
+                config.resid_dropout_p,
+                layer_idx=i,
+            )
+            for i in range(count)
+        ]
+    )
+
+
 class KronosHierarchicalEmbedding(nn.Module):
     """Embeds an (s1, s2) token pair: `fusion_proj([emb_s1(s1) * sqrt(d), emb_s2(s2) * sqrt(d)])`."""
 
@@ -1038,21 +1057,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         self.token_drop = nn.Dropout(config.token_dropout_p)
         self.embedding = KronosHierarchicalEmbedding(config.s1_bits, config.s2_bits, config.d_model)
         self.time_emb = KronosTemporalEmbedding(config.d_model, config.learn_te)
-        self.transformer = nn.ModuleList(
-            [
-                KronosTransformerBlock(
-                    config,
-                    config.d_model,
-                    config.n_heads,
-                    config.ff_dim,
-                    config.ffn_dropout_p,
-                    config.attn_dropout_p,
-                    config.resid_dropout_p,
-                    layer_idx=i,
-                )
-                for i in range(config.n_layers)
-            ]
-        )
+        self.transformer = make_transformer_blocks(config, config.n_layers)
         self.norm = KronosRMSNorm(config.d_model, config.rms_norm_eps)
         # upstream builds this layer with its default head count and no dropout, whatever the config says
         self.dep_layer = KronosDependencyAwareLayer(
@@ -1389,24 +1394,8 @@ class KronosTokenizerModel(KronosPreTrainedModel):
         self.embed = nn.Linear(config.d_in, config.d_model)
         self.head = nn.Linear(config.d_model, config.d_in)
 
-        def blocks(count):
-            return nn.ModuleList(
-                [
-                    KronosTransformerBlock(
-                        config,
-                        config.d_model,
-                        config.n_heads,
-                        config.ff_dim,
-                        config.ffn_dropout_p,
-                        config.attn_dropout_p,
-                        config.resid_dropout_p,
-                    )
-                    for _ in range(count)
-                ]
-            )
-
-        self.encoder = blocks(config.n_enc_layers - 1)
-        self.decoder = blocks(config.n_dec_layers - 1)
+        self.encoder = make_transformer_blocks(config, config.n_enc_layers - 1)
+        self.decoder = make_transformer_blocks(config, config.n_dec_layers - 1)
         self.quant_embed = nn.Linear(config.d_model, self.codebook_dim)
         self.post_quant_embed_pre = nn.Linear(config.s1_bits, config.d_model)
         self.post_quant_embed = nn.Linear(self.codebook_dim, config.d_model)
