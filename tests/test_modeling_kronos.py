@@ -21,7 +21,14 @@ from transformers_kronos import (
     KronosTokenizerConfig,
     KronosTokenizerModel,
 )
-from transformers_kronos.modeling_kronos import KronosCache, build_attention_mask, filter_logits
+from transformers_kronos.modeling_kronos import (
+    KronosCache,
+    KronosLinear,
+    KronosRotaryEmbedding,
+    apply_rotary,
+    build_attention_mask,
+    filter_logits,
+)
 
 ATOL = 1e-5
 
@@ -369,6 +376,50 @@ def test_cache_rolls_and_refuses_overflow():
     keys, _ = rolling.update(0, k[..., 2:, :], k[..., 2:, :])
     rolling.advance(2)
     assert keys.flatten().tolist() == [1.0, 2.0, 3.0] and rolling.length == 3 and rolling.position_offset == 4
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(1, 48), (1, 1, 48), (3, 48), (2, 2, 48)])
+def test_linear_few_row_path_matches_f_linear(bias, shape, monkeypatch):
+    torch.manual_seed(0)
+    layer = KronosLinear(48, 64, bias=bias)
+    x = torch.randn(*shape)
+    expected = torch.nn.functional.linear(x, layer.weight, layer.bias)
+    batched = []
+    for name in ("bmm", "baddbmm"):
+        original = getattr(torch, name)
+        monkeypatch.setattr(torch, name, lambda *a, _f=original, **k: batched.append(1) or _f(*a, **k))
+    with torch.no_grad():
+        got = layer(x)
+    assert batched == [1]  # the batched few-row product ran
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    # with autograd (training) the layer is exactly nn.Linear
+    assert torch.equal(layer(x), expected)
+
+
+def test_linear_few_row_path_falls_back(monkeypatch):
+    torch.manual_seed(0)
+    odd = KronosLinear(16, 7)  # 7 outputs cannot be split into blocks
+    many = KronosLinear(16, 8)
+    x_odd, x_many = torch.randn(1, 16), torch.randn(KronosLinear.max_fast_rows + 1, 16)
+    calls = []
+    monkeypatch.setattr(torch, "baddbmm", lambda *a, **k: calls.append(1))
+    with torch.no_grad():
+        assert torch.equal(odd(x_odd), torch.nn.functional.linear(x_odd, odd.weight, odd.bias))
+        assert torch.equal(many(x_many), torch.nn.functional.linear(x_many, many.weight, many.bias))
+        assert torch.equal(many.double()(x_many[:1].double()), torch.nn.functional.linear(x_many[:1].double(), many.weight, many.bias))
+    assert calls == []
+
+
+def test_apply_rotary_is_the_rotate_half_form():
+    rotary = KronosRotaryEmbedding(16)
+    x = torch.randn(2, 3, 5, 16)
+    cos, signed_sin = rotary(torch.arange(7, 12), torch.float32)
+    angles = torch.outer(torch.arange(7, 12).float(), rotary.inv_freq)
+    sin = torch.cat((angles, angles), -1).sin()
+    half = torch.cat((-x[..., 8:], x[..., :8]), -1)
+    assert torch.equal(apply_rotary(x, cos, signed_sin), x * cos + half * sin)
 
 
 def test_filter_logits_applies_top_k_and_top_p():
