@@ -10,7 +10,8 @@ by both sides. Forecasts are greedy (`top_k=1`) so the two outputs can be compar
 
 Needs the upstream reference (`pip install --no-deps kronos-model-arch einops`, imported as `model`).
 Peak memory is the largest resident-set growth during the call, sampled every millisecond from /proc (after
-returning freed heap to the system first, so that neither side profits from the other's freed memory).
+returning freed heap to the system first, so that neither side profits from the other's freed memory). It is taken
+in a separate run: the sampling thread competes for the interpreter lock and slowed the timed call by 15-30%.
 """
 
 import argparse
@@ -104,17 +105,19 @@ class PeakRSS:
         self.growth = self.peak - self.base
 
 
-def run(fn, repeats):
-    """Best time over `repeats` runs, the result, and the peak memory growth of the first run."""
-    best, result, memory = float("inf"), None, None
-    for i in range(repeats):
-        with PeakRSS() as mem:
-            start = time.perf_counter()
-            result = fn()
-            elapsed = time.perf_counter() - start
-        best = min(best, elapsed)
-        memory = mem.growth if memory is None else memory
-    return best, result, memory
+def run(fn, repeats, memory=True):
+    """Best time over `repeats` runs, the result, and (one more run) the peak memory growth, or `None`."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    if not memory:
+        return best, result, None
+    with PeakRSS() as mem:
+        fn()
+    return best, result, mem.growth
 
 
 def main():
@@ -192,7 +195,7 @@ def main():
         print(f"  max relative difference of the forecasts: {diff:.2e}")
         row = dict(case=name, upstream=t_up, ours=t_ours, ratio=ratio, mem_up=m_up, mem_ours=m_ours, diff=diff)
         if lookback + pred_len > 512:
-            t_roll, rolled, _ = run(lambda: ours_fn("rolling"), args.repeats)
+            t_roll, rolled, _ = run(lambda: ours_fn("rolling"), args.repeats, memory=False)
             scale = [float(x["close"].std()) for x in xs]
             dev = max(float(np.mean(np.abs(r["close"].to_numpy() - e["close"].to_numpy()))) / s for r, e, s in zip(rolled, got, scale))
             print(f"  rolling  {t_roll:8.2f} s  speed-up {t_up / t_roll:6.1f}x; mean |close - exact close| = {dev:.3f} "

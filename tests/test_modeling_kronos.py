@@ -21,8 +21,10 @@ from transformers_kronos import (
     KronosTokenizerConfig,
     KronosTokenizerModel,
 )
+from transformers_kronos import modeling_kronos
 from transformers_kronos.modeling_kronos import (
     KronosCache,
+    KronosDirectSteps,
     KronosLinear,
     KronosRotaryEmbedding,
     apply_rotary,
@@ -420,6 +422,63 @@ def test_apply_rotary_is_the_rotate_half_form():
     sin = torch.cat((angles, angles), -1).sin()
     half = torch.cat((-x[..., 8:], x[..., :8]), -1)
     assert torch.equal(apply_rotary(x, cos, signed_sin), x * cos + half * sin)
+
+
+def _recorded_generation(model, monkeypatch, **kwargs):
+    """Tokens of a seeded `generate_tokens` call and every logits tensor it sampled from."""
+    logits = []
+    sample = modeling_kronos.sample_tokens
+    monkeypatch.setattr(modeling_kronos, "sample_tokens", lambda x, *a, **k: logits.append(x.clone()) or sample(x, *a, **k))
+    torch.manual_seed(7)
+    s1, s2, _ = model.generate_tokens(**kwargs)
+    monkeypatch.setattr(modeling_kronos, "sample_tokens", sample)
+    return s1, s2, logits
+
+
+@pytest.mark.parametrize(
+    "name, batch, sample_count, max_context, sliding, padded",
+    [
+        ("tiny", 1, 1, 64, "exact", False),  # one row: the batched few-row products
+        ("odd_bits_fixed_te", 1, 3, 64, "exact", False),  # three paths; fixed calendar tables, 3 heads
+        ("tiny", 2, 3, 64, "exact", True),  # six rows (plain products) with left padding
+        ("tiny", 1, 2, 12, "exact", False),  # the window fills: re-encoded every step
+        ("six_heads", 2, 1, 12, "rolling", True),  # the window fills: rolling cache
+    ],
+)
+def test_direct_decoding_steps_equal_module_steps(monkeypatch, name, batch, sample_count, max_context, sliding, padded):
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS[name]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, batch=batch, length=9)
+    mask = None
+    if padded:
+        mask = torch.ones(batch, 9, dtype=torch.long)
+        mask[0, :4] = 0
+    future = inputs_for(config, batch=batch, length=6, seed=1)[2]
+    kwargs = dict(s1_ids=s1, s2_ids=s2, stamp=stamp, future_stamp=future, pred_len=6, attention_mask=mask,
+                  max_context=max_context, sample_count=sample_count, sliding=sliding, top_p=0.9)
+    assert KronosDirectSteps.supports(model)
+    direct = _recorded_generation(model, monkeypatch, **kwargs)
+    hook = model.dep_layer.register_forward_pre_hook(lambda *args: None)  # any hook: decode through the modules
+    assert not KronosDirectSteps.supports(model)
+    through_modules = _recorded_generation(model, monkeypatch, **kwargs)
+    hook.remove()
+    assert len(direct[2]) == len(through_modules[2]) == 12
+    for a, b in zip(direct[2], through_modules[2]):
+        assert torch.equal(a, b)
+    assert torch.equal(direct[0], through_modules[0]) and torch.equal(direct[1], through_modules[1])
+
+
+def test_direct_decoding_steps_only_for_plain_models():
+    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
+    assert KronosDirectSteps.supports(model)
+    assert not KronosDirectSteps.supports(model.train())
+    model.eval()
+    model.head.half()  # mixed dtypes
+    assert not KronosDirectSteps.supports(model)
+    model.float()
+    model.head.proj_s1 = torch.nn.Linear(32, 16)  # not one of this file's modules (an adapter would not be either)
+    assert not KronosDirectSteps.supports(model)
 
 
 def test_filter_logits_applies_top_k_and_top_p():

@@ -15,6 +15,7 @@ This file imports only ``torch``, ``transformers`` and its sibling configuration
 import math
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -142,13 +143,14 @@ class KronosCache:
             k_buf[..., : start - drop, :] = k_buf[..., drop:start, :].clone()
             v_buf[..., : start - drop, :] = v_buf[..., drop:start, :].clone()
             start -= drop
-        k_buf[..., start : start + new, :] = key
-        v_buf[..., start : start + new, :] = value
-        return k_buf[..., : start + new, :], v_buf[..., : start + new, :]
+        # narrow() rather than indexing: this runs once per layer and decoding step
+        k_buf.narrow(2, start, new).copy_(key)
+        v_buf.narrow(2, start, new).copy_(value)
+        return k_buf.narrow(2, 0, start + new), v_buf.narrow(2, 0, start + new)
 
     def read(self, layer_idx):
         """Everything committed for a layer: `(keys, values)`, each `(batch, heads, length, head_dim)`."""
-        return self.keys[layer_idx][..., : self.length, :], self.values[layer_idx][..., : self.length, :]
+        return self.keys[layer_idx].narrow(2, 0, self.length), self.values[layer_idx].narrow(2, 0, self.length)
 
     def advance(self, new):
         """Commit `new` positions written by the last forward pass (once per pass, after every layer wrote them)."""
@@ -222,40 +224,58 @@ class KronosLinear(nn.Linear):
 
     def forward(self, hidden_states):
         # cheapest tests first: this runs for every matrix of every decoding step
-        if torch.is_grad_enabled() or hidden_states.numel() > self.max_fast_rows * self.in_features:
-            return F.linear(hidden_states, self.weight, self.bias)
-        weight, bias = self.weight, self.bias
-        blocks = _row_blocks(self.out_features)
         if (
-            blocks == 1
+            torch.is_grad_enabled()
+            or hidden_states.numel() > self.max_fast_rows * self.in_features
             or hidden_states.dtype != torch.float32
-            or weight.dtype != torch.float32
-            or hidden_states.device.type != "cpu"
-            or not weight.is_contiguous()
             or not hidden_states.is_contiguous()
         ):
-            return F.linear(hidden_states, weight, bias)
-        n_out, n_in = weight.shape
-        n_rows = hidden_states.numel() // n_in
-        # (blocks, n_in, rows) with strides (0, 1, n_in): every block reads the same inputs
-        inputs = hidden_states.as_strided((blocks, n_in, n_rows), (0, 1, n_in))
-        weight = weight.view(blocks, n_out // blocks, n_in)
-        if bias is None:
-            out = torch.bmm(weight, inputs)
-        else:
-            out = torch.baddbmm(bias.view(blocks, n_out // blocks, 1), weight, inputs)
-        # (blocks, n_out / blocks, rows) is (n_out, rows) in memory
-        if n_rows == 1:
-            return out.view(*hidden_states.shape[:-1], n_out)
-        return out.view(n_out, n_rows).t().reshape(*hidden_states.shape[:-1], n_out)
+            return F.linear(hidden_states, self.weight, self.bias)
+        views = few_row_views(self.weight, self.bias)
+        if views is None:
+            return F.linear(hidden_states, self.weight, self.bias)
+        return few_row_linear(hidden_states, *views)
 
 
 def _row_blocks(n_out):
-    """How many row blocks [`KronosLinear`] splits a weight into: one per thread (2 to 8), dividing `n_out`."""
+    """How many row blocks a weight is split into: one per thread (2 to 8), dividing `n_out` (1: do not split)."""
     blocks = max(2, min(torch.get_num_threads(), 8))
     while n_out % blocks:
         blocks -= 1
     return blocks
+
+
+def few_row_views(weight, bias):
+    """
+    `weight` `(out, in)` and `bias` `(out,)` viewed as row blocks `(blocks, out / blocks, in)` and
+    `(blocks, out / blocks, 1)` for [`few_row_linear`], or `None` where the split does not apply (not a contiguous
+    float32 weight on CPU, or `out` not divisible).
+    """
+    if weight.dtype != torch.float32 or weight.device.type != "cpu" or not weight.is_contiguous():
+        return None
+    n_out, n_in = weight.shape
+    blocks = _row_blocks(n_out)
+    if blocks == 1:
+        return None
+    bias_blocks = None if bias is None else bias.view(blocks, n_out // blocks, 1)
+    return weight.view(blocks, n_out // blocks, n_in), bias_blocks
+
+
+def few_row_linear(hidden_states, weight_blocks, bias_blocks):
+    """`F.linear` of a few contiguous float32 rows `(..., in)` as one batched product over the row blocks of the weight."""
+    blocks, block_out, n_in = weight_blocks.shape
+    n_out = blocks * block_out
+    n_rows = hidden_states.numel() // n_in
+    # (blocks, in, rows) with strides (0, 1, in): every block reads the same inputs
+    inputs = hidden_states.as_strided((blocks, n_in, n_rows), (0, 1, n_in))
+    if bias_blocks is None:
+        out = torch.bmm(weight_blocks, inputs)
+    else:
+        out = torch.baddbmm(bias_blocks, weight_blocks, inputs)
+    # (blocks, out / blocks, rows) is (out, rows) in memory
+    if n_rows == 1:
+        return out.view(*hidden_states.shape[:-1], n_out)
+    return out.view(n_out, n_rows).t().reshape(*hidden_states.shape[:-1], n_out)
 
 
 class KronosRMSNorm(nn.Module):
@@ -272,14 +292,19 @@ class KronosRMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, hidden_states):
-        if hidden_states.dtype == torch.float32 and self.weight.dtype == torch.float32:
-            # the same arithmetic in fewer dispatches (bitwise equal on CPU), which matters when decoding one token
-            return F.rms_norm(hidden_states, self.weight.shape, self.weight, self.eps)
-        x = hidden_states.float()
-        x = x * torch.rsqrt(torch.mean(x * x, dim=-1, keepdim=True) + self.eps)
-        if self.weight.dtype == hidden_states.dtype:
-            return x.type_as(hidden_states) * self.weight
-        return (x * self.weight.float()).to(hidden_states.dtype)
+        return rms_norm(hidden_states, self.weight, self.eps)
+
+
+def rms_norm(hidden_states, weight, eps):
+    """The arithmetic of [`KronosRMSNorm`]."""
+    if hidden_states.dtype == torch.float32 and weight.dtype == torch.float32:
+        # the same arithmetic in fewer dispatches (bitwise equal on CPU), which matters when decoding one token
+        return F.rms_norm(hidden_states, weight.shape, weight, eps)
+    x = hidden_states.float()
+    x = x * torch.rsqrt(torch.mean(x * x, dim=-1, keepdim=True) + eps)
+    if weight.dtype == hidden_states.dtype:
+        return x.type_as(hidden_states) * weight
+    return (x * weight.float()).to(hidden_states.dtype)
 
 
 class KronosFeedForward(nn.Module):
@@ -1107,6 +1132,209 @@ def config_from_upstream(raw, expected=None):
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# Decoding steps (for KronosForTokenPrediction.generate_tokens)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class KronosModuleSteps:
+    """
+    The operations of one decoding step, run through the predictor's modules. Valid for every model: dispatched
+    with `device_map` or offloaded (accelerate hooks), wrapped by adapters, or with weights of mixed dtypes.
+
+    Args:
+        model ([`KronosForTokenPrediction`]): The predictor.
+        stamps (`torch.Tensor` of shape `(rows, total, 5)`): Calendar features of every position (prompt, then
+            forecast), one row per sample path.
+    """
+
+    def __init__(self, model, stamps):
+        self.model = model
+        self.stamps = stamps
+
+    def s1_logits(self, last):
+        """`last` `(rows, 1, d_model)`, the context of the newest position → `(rows, 2**s1_bits)` next-s1 logits."""
+        return self.model.head(last[:, -1])
+
+    def s2_logits(self, last, s1_ids, kv, attention_mask):
+        """
+        Next-s2 logits `(rows, 2**s2_bits)` given the sampled `s1_ids` `(rows, 1)`, the dependency layer's keys and
+        values `kv` of the visible context and its padding mask `(rows, k_len)` (or `None`).
+        """
+        model = self.model
+        sibling = model.embedding.emb_s1(_to_module(s1_ids, model.embedding.emb_s1))
+        attn = model.dep_layer.cross_attn(sibling, attention_mask=attention_mask, kv=kv)
+        return model.head.cond_forward(model.dep_layer.norm(last.to(attn.device) + attn))[:, -1]
+
+    def append(self, s1_ids, s2_ids, index, attention_mask, cache):
+        """
+        Run the tokens `(rows, 1)` of position `index` through the backbone with `cache` (updated and advanced,
+        dependency layer included); `attention_mask` `(rows, k_len)` covers the cached and new positions.
+
+        Returns:
+            The new position's context `(rows, 1, d_model)`.
+        """
+        model = self.model
+        dep = model.dep_layer.cross_attn
+        last = model._backbone(s1_ids, s2_ids, self.stamps[:, index : index + 1], attention_mask, cache)
+        cache.update(dep.layer_idx, *dep.project_kv(last))
+        cache.advance(1)
+        return last
+
+
+class KronosDirectSteps(KronosModuleSteps):
+    """
+    [`KronosModuleSteps`] with the weights used directly instead of through module calls.
+
+    A step applies ~60 weight matrices and ~300 small operations to a single position. On CPU, going through the
+    modules (calls, hook checks, re-deriving views of the weights) then costs about as much as the arithmetic
+    itself. Here the weights, and the row-block views that [`few_row_linear`] multiplies, are looked up once per
+    forecast. The arithmetic is the modules' own, with the same functions in the same order, so the logits are
+    bitwise equal to [`KronosModuleSteps`]' (tests/test_modeling_kronos.py checks it).
+
+    Only for plain models, see [`KronosDirectSteps.supports`]; `generate_tokens` falls back to the modules otherwise.
+    """
+
+    # everything a plain predictor is built from; anything else (an adapter, a quantized layer) means "use modules"
+    _plain_types = None
+
+    @classmethod
+    def supports(cls, model):
+        """
+        Whether `model` is plain: in eval mode, every parameter on one device with one dtype, built only from this
+        file's modules, with no forward hooks (accelerate's dispatch, user hooks, global hooks).
+        """
+        if model.training:
+            return False
+        if getattr(nn.modules.module, "_global_forward_hooks", None) or getattr(
+            nn.modules.module, "_global_forward_pre_hooks", None
+        ):
+            return False
+        if cls._plain_types is None:
+            cls._plain_types = (
+                nn.ModuleList, nn.Dropout, nn.Embedding, KronosLinear, KronosRMSNorm, KronosRotaryEmbedding,
+                KronosAttention, KronosCrossAttention, KronosFeedForward, KronosTransformerBlock,
+                KronosDependencyAwareLayer, KronosHierarchicalEmbedding, KronosTemporalEmbedding, KronosFixedEmbedding,
+                KronosSinusoidalTable, KronosDualHead,
+            )  # fmt: skip
+        placements = {(param.device, param.dtype) for param in model.parameters()}
+        if len(placements) != 1 or next(iter(placements))[0].type == "meta":
+            return False
+        for module in model.modules():
+            if module is not model and type(module) not in cls._plain_types:
+                return False
+            if module._forward_hooks or module._forward_pre_hooks or getattr(module, "_hf_hook", None) is not None:
+                return False
+        return True
+
+    def __init__(self, model, stamps):
+        super().__init__(model, stamps)
+        rows = stamps.shape[0]
+        fast = rows <= KronosLinear.max_fast_rows
+
+        def linear(module):
+            return module.weight, module.bias, few_row_views(module.weight, module.bias) if fast else None
+
+        # `attend` reads `_attn_implementation` only; a transformers config resolves attributes slowly
+        self.config = SimpleNamespace(_attn_implementation=getattr(model.config, "_attn_implementation", None))
+        self.d_model = model.config.d_model
+        self.stamp_ids = stamps.long()
+        embedding, time_emb = model.embedding, model.time_emb
+        self.emb_s1, self.emb_s2 = embedding.emb_s1.weight, embedding.emb_s2.weight
+        self.fusion = linear(embedding.fusion_proj)
+        self.scale = math.sqrt(embedding.d_model)
+
+        def table(module):
+            return (module.emb if isinstance(module, KronosFixedEmbedding) else module).weight
+
+        # in the order KronosTemporalEmbedding sums them: (stamp column, table)
+        self.calendar = [
+            (column, table(getattr(time_emb, name)))
+            for column, name in ((1, "hour_embed"), (2, "weekday_embed"), (3, "day_embed"), (4, "month_embed"), (0, "minute_embed"))
+        ]
+        self.layers = []
+        for block in model.transformer:
+            attn, ffn = block.self_attn, block.ffn
+            self.layers.append(
+                (
+                    (block.norm1.weight, block.norm1.eps),
+                    [linear(attn.q_proj), linear(attn.k_proj), linear(attn.v_proj)],
+                    linear(attn.out_proj),
+                    (block.norm2.weight, block.norm2.eps),
+                    linear(ffn.w1),
+                    linear(ffn.w3),
+                    linear(ffn.w2),
+                    attn.layer_idx,
+                    attn.n_heads,
+                )
+            )
+        self.norm = (model.norm.weight, model.norm.eps)
+        dep = model.dep_layer.cross_attn
+        self.dep_idx, self.dep_heads = dep.layer_idx, dep.n_heads
+        self.dep_q, self.dep_k, self.dep_v, self.dep_out = (linear(dep.q_proj), linear(dep.k_proj), linear(dep.v_proj), linear(dep.out_proj))
+        self.dep_norm = (model.dep_layer.norm.weight, model.dep_layer.norm.eps)
+        self.head_s1, self.head_s2 = linear(model.head.proj_s1), linear(model.head.proj_s2)
+
+    @staticmethod
+    def _linear(hidden_states, prepared):
+        """[`KronosLinear.forward`] under `no_grad`, from prepared `(weight, bias, row-block views or None)`."""
+        weight, bias, views = prepared
+        if views is not None and hidden_states.is_contiguous():
+            return few_row_linear(hidden_states, *views)
+        return F.linear(hidden_states, weight, bias)
+
+    def _heads(self, hidden_states, heads):
+        """`(rows, 1, d)` → `(rows, heads, 1, d / heads)`, as `KronosAttentionBase._split`."""
+        rows = hidden_states.shape[0]
+        return hidden_states.view(rows, 1, heads, self.d_model // heads).transpose(1, 2)
+
+    def _merge(self, out, prepared):
+        """Attention output `(rows, heads, 1, head_dim)` → output projection `(rows, 1, d)`, as `_merge`."""
+        return self._linear(out.transpose(1, 2).reshape(out.shape[0], 1, self.d_model), prepared)
+
+    def s1_logits(self, last):
+        return self._linear(last[:, -1], self.head_s1)
+
+    def s2_logits(self, last, s1_ids, kv, attention_mask):
+        query = self._heads(self._linear(F.embedding(s1_ids, self.emb_s1), self.dep_q), self.dep_heads)
+        key, value = kv
+        mask, is_causal = build_attention_mask(attention_mask, 1, key.shape[-2], causal=False, top_left=True)
+        out = attend(self.config, query, key, value, mask, is_causal, 0.0, False)
+        attn = self._merge(out, self.dep_out)
+        return self._linear(rms_norm(last + attn, *self.dep_norm), self.head_s2)[:, -1]
+
+    def append(self, s1_ids, s2_ids, index, attention_mask, cache):
+        linear = self._linear
+        hidden_states = linear(
+            torch.cat([F.embedding(s1_ids, self.emb_s1) * self.scale, F.embedding(s2_ids, self.emb_s2) * self.scale], dim=-1),
+            self.fusion,
+        )
+        stamp = self.stamp_ids[:, index : index + 1]
+        calendar = None
+        for column, table in self.calendar:
+            term = F.embedding(stamp[:, :, column], table)
+            calendar = term if calendar is None else calendar + term
+        hidden_states = hidden_states + calendar
+        position_ids = torch.arange(cache.position_offset, cache.position_offset + 1, device=hidden_states.device)
+        cos, sin = self.model.transformer[0].self_attn.rotary(position_ids, hidden_states.dtype)
+        for norm1, qkv, out_proj, norm2, w1, w3, w2, layer_idx, heads in self.layers:
+            normed = rms_norm(hidden_states, *norm1)
+            query = self._heads(linear(normed, qkv[0]), heads)
+            key = self._heads(linear(normed, qkv[1]), heads)
+            value = self._heads(linear(normed, qkv[2]), heads)
+            query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
+            key, value = cache.update(layer_idx, key, value)
+            mask, is_causal = build_attention_mask(attention_mask, 1, key.shape[-2], causal=True)
+            out = attend(self.config, query, key, value, mask, is_causal, 0.0, False)
+            hidden_states = hidden_states + self._merge(out, out_proj)
+            normed = rms_norm(hidden_states, *norm2)
+            hidden_states = hidden_states + linear(F.silu(linear(normed, w1)) * linear(normed, w3), w2)
+        last = rms_norm(hidden_states, *self.norm)
+        cache.update(self.dep_idx, self._heads(linear(last, self.dep_k), self.dep_heads), self._heads(linear(last, self.dep_v), self.dep_heads))
+        cache.advance(1)
+        return last
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # The predictor
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -1393,16 +1621,16 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         last = context[:, -1:].repeat_interleave(sample_count, dim=0)
         del context  # only its last position is needed from here on (peak memory)
         window_context = None  # the re-encoded window, once the cache is given up (exact sliding)
+        steps = (KronosDirectSteps if KronosDirectSteps.supports(self) else KronosModuleSteps)(self, full_stamp)
 
         length = prompt_len
         for step in range(pred_len):
-            next_s1 = sample_tokens(self.head(last[:, -1]), temperature, top_k, top_p, generator)
-            sibling = self.embedding.emb_s1(next_s1.to(device))
+            next_s1 = sample_tokens(steps.s1_logits(last), temperature, top_k, top_p, generator).to(device)
             if window_context is None:
-                attn = dep(sibling, attention_mask=window_mask(length, cache.length), kv=cache.read(dep.layer_idx))
+                kv, held = cache.read(dep.layer_idx), cache.length
             else:
-                attn = dep(sibling, window_context, window_mask(length, window_context.shape[1]))
-            s2_logits = self.head.cond_forward(self.dep_layer.norm(last.to(attn.device) + attn))[:, -1]
+                kv, held = dep.project_kv(window_context), window_context.shape[1]
+            s2_logits = steps.s2_logits(last, next_s1, kv, window_mask(length, held))
             next_s2 = sample_tokens(s2_logits, temperature, top_k, top_p, generator)
             tokens_s1[:, length] = next_s1[:, 0]
             tokens_s2[:, length] = next_s2[:, 0]
@@ -1415,11 +1643,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
                 # the new position goes through the cache
                 new = slice(length - 1, length)
                 held = min(cache.length + 1, max_context)
-                last = self._backbone(
-                    tokens_s1[:, new], tokens_s2[:, new], full_stamp[:, new], window_mask(length, held), cache
-                )
-                cache.update(dep.layer_idx, *dep.project_kv(last))
-                cache.advance(1)
+                last = steps.append(tokens_s1[:, new], tokens_s2[:, new], length - 1, window_mask(length, held), cache)
             else:
                 # upstream renumbers the window's positions from 0 every step: re-encode it to stay exact
                 if window_context is None:
