@@ -467,6 +467,7 @@ def test_direct_decoding_steps_equal_module_steps(monkeypatch, name, batch, samp
     for a, b in zip(direct[2], through_modules[2]):
         assert torch.equal(a, b)
     assert torch.equal(direct[0], through_modules[0]) and torch.equal(direct[1], through_modules[1])
+    assert not direct[0].is_inference()  # decoded under inference mode, returned as ordinary tensors
 
 
 def test_direct_decoding_steps_only_for_plain_models():
