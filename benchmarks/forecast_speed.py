@@ -25,8 +25,9 @@ import threading
 import time
 
 import numpy as np
-import pandas as pd
 import torch
+
+from transformers_kronos.synthetic import generate_klines
 
 # (name, lookback, pred_len, series, bar): the bars are the ones the forecaster promises on 2 CPU threads
 CASES = [
@@ -47,24 +48,11 @@ TOKENIZER_CONFIG = dict(d_in=6, d_model=256, n_heads=4, ff_dim=512, n_enc_layers
                         gamma=1.1, zeta=0.05, group_size=4)
 
 
-def klines(n, seed):
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = close * (1 + rng.normal(0, 0.003, n))
-    df = pd.DataFrame({
-        "open": open_,
-        "high": np.maximum(open_, close) * (1 + rng.uniform(0, 0.004, n)),
-        "low": np.minimum(open_, close) * (1 - rng.uniform(0, 0.004, n)),
-        "close": close,
-        "volume": rng.uniform(1e3, 5e3, n),
-    })
-    return df, pd.Series(pd.date_range("2024-01-02 09:30", periods=n, freq="5min"))
-
-
 def series_inputs(lookback, pred_len, count):
     out = []
     for i in range(count):
-        df, ts = klines(lookback + pred_len, seed=i)
+        frame = generate_klines(lookback + pred_len, seed=i)
+        df, ts = frame.drop(columns=["timestamps", "amount"]), frame["timestamps"]
         out.append((df.iloc[:lookback], ts.iloc[:lookback].reset_index(drop=True), ts.iloc[lookback:].reset_index(drop=True)))
     return out
 

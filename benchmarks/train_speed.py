@@ -31,8 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +40,7 @@ from transformers import TrainerCallback, TrainingArguments  # noqa: E402
 
 from transformers_kronos import KronosForTokenPrediction, KronosTokenizerModel  # noqa: E402
 from transformers_kronos.data import KronosWindowDataset  # noqa: E402
+from transformers_kronos.synthetic import generate_klines  # noqa: E402
 from transformers_kronos.training import KronosTrainer, KronosWindowCollator  # noqa: E402
 
 SMALL = dict(s1_bits=10, s2_bits=10, n_layers=8, d_model=512, n_heads=8, ff_dim=1024, ffn_dropout_p=0.25,
@@ -55,21 +54,6 @@ LEARNING_RATE, WEIGHT_DECAY, CLIP = 4e-5, 0.1, 3.0
 def synchronize(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def kline_frame(n, seed=0):
-    rng = np.random.default_rng(seed)
-    close = 100 + np.cumsum(rng.normal(0, 1, n))
-    return pd.DataFrame(
-        {
-            "timestamps": pd.date_range("2024-01-02 09:30", periods=n, freq="5min"),
-            "open": close + rng.normal(0, 0.2, n),
-            "high": close + rng.uniform(0.1, 1, n),
-            "low": close - rng.uniform(0.1, 1, n),
-            "close": close,
-            "volume": rng.uniform(100, 1000, n),
-        }
-    )
 
 
 class UpstreamStep:
@@ -176,7 +160,7 @@ def main():
     transformers_logging.disable_progress_bar()
 
     window = args.lookback + args.pred_window + 1
-    dataset = KronosWindowDataset(kline_frame(window + 4 * args.batch_size), args.lookback, args.pred_window)
+    dataset = KronosWindowDataset(generate_klines(window + 4 * args.batch_size), args.lookback, args.pred_window)
     batch = KronosWindowCollator()([dataset[i] for i in range(args.batch_size)])
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,6 +8,8 @@ missing reference is an error: a parity test that skips in CI is a failed parity
 import importlib
 import os
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -107,3 +109,27 @@ def random_tokens(config, batch, length, generator=None):
     s1 = torch.randint(0, 2 ** config["s1_bits"], (batch, length), generator=generator)
     s2 = torch.randint(0, 2 ** config["s2_bits"], (batch, length), generator=generator)
     return s1, s2
+
+
+def random_klines(n, seed=0, start="2024-01-02 09:30", freq="5min", volume=True, amount=False):
+    """
+    A seeded random-walk K-line frame: `timestamps` (regular, `freq` apart from `start`), open, high, low, close and,
+    as asked, volume and amount. Small and fast, for the tests; `transformers_kronos.synthetic` makes realistic ones.
+    """
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = close * (1 + rng.normal(0, 0.003, n))
+    frame = pd.DataFrame(
+        {
+            "timestamps": pd.date_range(start, periods=n, freq=freq),
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + rng.uniform(0, 0.005, n)),
+            "low": np.minimum(open_, close) * (1 - rng.uniform(0, 0.005, n)),
+            "close": close,
+        }
+    )
+    if volume:
+        frame["volume"] = rng.uniform(1e3, 5e3, n)
+    if amount:
+        frame["amount"] = frame["volume"] * close if volume else rng.uniform(1e5, 5e5, n)
+    return frame

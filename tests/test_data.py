@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import random_klines
 
 from transformers_kronos.data import (
     FEATURE_COLUMNS,
@@ -16,22 +17,7 @@ from transformers_kronos.data import (
 
 
 def kline_frame(n=120, seed=0, start="2024-03-01 09:30", freq="5min", volume=True, amount=True):
-    rng = np.random.default_rng(seed)
-    close = 100 + np.cumsum(rng.normal(0, 1, n))
-    frame = pd.DataFrame(
-        {
-            "timestamps": pd.date_range(start, periods=n, freq=freq),
-            "open": close + rng.normal(0, 0.2, n),
-            "high": close + rng.uniform(0.5, 1.5, n),
-            "low": close - rng.uniform(0.5, 1.5, n),
-            "close": close,
-        }
-    )
-    if volume:
-        frame["volume"] = rng.uniform(100, 1000, n)
-    if amount:
-        frame["amount"] = frame["volume"] * close if volume else rng.uniform(1e4, 1e5, n)
-    return frame
+    return random_klines(n, seed, start=start, freq=freq, volume=volume, amount=amount)
 
 
 def test_window_shapes_count_and_normalisation():

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS
+from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS, random_klines
 
 from transformers_kronos import (
     KronosConfig,
@@ -23,22 +23,9 @@ TOKENIZER_CONFIG = TINY_TOKENIZER_CONFIGS["tiny"]
 
 
 def make_klines(n, seed=0, freq="5min", start="2024-01-02 09:30", volume=True, amount=False):
-    """A random-walk K-line frame and its timestamps (a Series, as upstream's predictor needs)."""
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = close * (1 + rng.normal(0, 0.003, n))
-    frame = {
-        "open": open_,
-        "high": np.maximum(open_, close) * (1 + rng.uniform(0, 0.005, n)),
-        "low": np.minimum(open_, close) * (1 - rng.uniform(0, 0.005, n)),
-        "close": close,
-    }
-    if volume:
-        frame["volume"] = rng.uniform(1e3, 5e3, n)
-    if amount:
-        frame["amount"] = frame["volume"] * close
-    timestamps = pd.Series(pd.date_range(start, periods=n, freq=freq), name="timestamps")
-    return pd.DataFrame(frame), timestamps
+    """`random_klines` split as upstream's predictor takes it: the frame, and its timestamps as a Series."""
+    frame = random_klines(n, seed, start=start, freq=freq, volume=volume, amount=amount)
+    return frame.drop(columns="timestamps"), frame["timestamps"]
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS
+from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS, random_klines
 from transformers import pipeline
 
 from transformers_kronos import (
@@ -26,10 +26,8 @@ def models():
 
 
 def klines(n, seed=0):
-    rng = np.random.default_rng(seed)
-    close = 100 + np.cumsum(rng.normal(size=n))
-    index = pd.date_range("2024-01-01", periods=n, freq="h")
-    return pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close, "volume": rng.uniform(1, 2, n)}, index=index)
+    """A frame indexed by its (hourly) timestamps, the pipeline's plainest input."""
+    return random_klines(n, seed, start="2024-01-01", freq="h").set_index("timestamps")
 
 
 def test_pipeline_equals_forecaster(models):

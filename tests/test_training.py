@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS
+from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS, random_klines
 from transformers import AutoModel, TrainerCallback, TrainingArguments
 
 from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerConfig, KronosTokenizerModel
@@ -32,18 +32,7 @@ LOOKBACK, PRED_WINDOW = 12, 3
 
 
 def kline_frame(n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    close = 50 + np.cumsum(rng.normal(0, 1, n))
-    return pd.DataFrame(
-        {
-            "timestamps": pd.date_range("2024-05-06 09:30", periods=n, freq="15min"),
-            "open": close + rng.normal(0, 0.3, n),
-            "high": close + rng.uniform(0.2, 1.0, n),
-            "low": close - rng.uniform(0.2, 1.0, n),
-            "close": close,
-            "volume": rng.uniform(10, 100, n),
-        }
-    )
+    return random_klines(n, seed, start="2024-05-06 09:30", freq="15min")
 
 
 def windows(count, seed=0):
