@@ -470,6 +470,27 @@ def test_direct_decoding_steps_equal_module_steps(monkeypatch, name, batch, samp
     assert not direct[0].is_inference()  # decoded under inference mode, returned as ordinary tensors
 
 
+def test_prompt_encoded_a_few_series_at_a_time(monkeypatch):
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS["tiny"]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, batch=3, length=9)
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[1, :5] = 0
+    kwargs = dict(s1_ids=s1, s2_ids=s2, stamp=stamp, future_stamp=inputs_for(config, batch=3, length=5, seed=1)[2],
+                  pred_len=5, attention_mask=mask, sample_count=2, top_k=1)
+    one_pass = _recorded_generation(model, monkeypatch, **kwargs)
+    passes = []
+    backbone = model._backbone
+    monkeypatch.setattr(model, "_backbone", lambda *a, **k: passes.append(a[0].shape[0]) or backbone(*a, **k))
+    model._prompt_positions_per_pass = 9  # one series per pass
+    per_series = _recorded_generation(model, monkeypatch, **kwargs)
+    assert passes[:3] == [1, 1, 1]
+    for a, b in zip(one_pass[2], per_series[2]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert torch.equal(one_pass[0], per_series[0]) and torch.equal(one_pass[1], per_series[1])
+
+
 def test_direct_decoding_steps_only_for_plain_models():
     model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
     assert KronosDirectSteps.supports(model)

@@ -12,6 +12,7 @@ says so, and docs/architecture.md lists them all.
 This file imports only ``torch``, ``transformers`` and its sibling configuration, so it can run as remote code.
 """
 
+import copy
 import math
 import re
 from dataclasses import dataclass
@@ -116,6 +117,8 @@ class KronosCache:
         self.values = {}
         self.length = 0  # positions currently stored
         self.position_offset = 0  # rotary position of the next token (keeps growing when rolling)
+        self._rows = None  # see `rows`
+        self._batch_size = None
 
     def get_seq_length(self):
         return self.length
@@ -124,10 +127,12 @@ class KronosCache:
         """Store `key`/`value` of shape `(batch, heads, new, head_dim)` and return everything cached for the layer."""
         new = key.shape[-2]
         if layer_idx not in self.keys:
-            shape = (*key.shape[:-2], self.max_length, key.shape[-1])
+            shape = (self._batch_size or key.shape[0], key.shape[1], self.max_length, key.shape[-1])
             self.keys[layer_idx] = key.new_empty(shape)
             self.values[layer_idx] = value.new_empty(shape)
         k_buf, v_buf = self.keys[layer_idx], self.values[layer_idx]
+        if self._rows is not None:
+            k_buf, v_buf = k_buf[self._rows], v_buf[self._rows]
         start = self.length
         if start + new > self.max_length:
             if not self.rolling:
@@ -147,6 +152,16 @@ class KronosCache:
         k_buf.narrow(2, start, new).copy_(key)
         v_buf.narrow(2, start, new).copy_(value)
         return k_buf.narrow(2, 0, start + new), v_buf.narrow(2, 0, start + new)
+
+    def rows(self, rows, batch_size):
+        """
+        This cache restricted to the batch rows `rows` (a slice) of `batch_size`: its updates write those rows of
+        this cache's buffers (allocated for all `batch_size` rows). For encoding a prompt a few series at a time; call
+        `advance` on this cache, not on the view, once every row is written.
+        """
+        view = copy.copy(self)  # shares the buffers
+        view._rows, view._batch_size = rows, batch_size
+        return view
 
     def read(self, layer_idx):
         """Everything committed for a layer: `(keys, values)`, each `(batch, heads, length, head_dim)`."""
@@ -1349,6 +1364,8 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
     """
 
     config_class = KronosConfig
+    # positions (series x prompt length) that `generate_tokens` runs through the backbone in one pass
+    _prompt_positions_per_pass = 512
     # kept in float32 under bfloat16/float16 loads (patterns on parameter names): the RMSNorm weights and the dual
     # head; measured in docs/big-model-inference.md (benchmarks/dtype_fidelity.py), they cost <2% of the weights
     _keep_in_fp32_modules_strict = ["norm", "head"]
@@ -1616,24 +1633,35 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         # never more positions than the forecast can use: the buffers are allocated up front
         cache = KronosCache(min(max_context, total), rolling=sliding == "rolling")
 
-        # encode the prompt's last window once per series, then share it across the paths
+        # encode the prompt's last window once per series, then share it across the paths; a few series per pass,
+        # since a long prompt's activations (the feed-forward ones are 6 floats per position and d_model) would
+        # otherwise outweigh the cache itself
         start = max(0, prompt_len - max_context)
-        context = self._backbone(
-            s1_ids[:, start:].to(device),
-            s2_ids[:, start:].to(device),
-            full_stamp[:, start:prompt_len],
-            window_mask(prompt_len, prompt_len - start),
-            cache,
-        )
-        cache.update(dep.layer_idx, *dep.project_kv(context))
-        cache.advance(prompt_len - start)
+        window = prompt_len - start
+        per_pass = max(1, self._prompt_positions_per_pass // window)
+        prompt_mask = window_mask(prompt_len, window)
+        last = []
+        for first in range(0, batch, per_pass):
+            part = slice(first, min(first + per_pass, batch))
+            rows_cache = cache.rows(part, batch)
+            context = self._backbone(
+                s1_ids[part, start:].to(device),
+                s2_ids[part, start:].to(device),
+                full_stamp[part, start:prompt_len],
+                prompt_mask[part] if prompt_mask is not None else None,
+                rows_cache,
+            )
+            rows_cache.update(dep.layer_idx, *dep.project_kv(context))
+            last.append(context[:, -1:])
+            del context  # only its last position is needed from here on (peak memory)
+        cache.advance(window)
+        last = torch.cat(last)
         if sample_count > 1:
             cache.repeat_interleave(sample_count)
             full_stamp = full_stamp.repeat_interleave(sample_count, dim=0)
             if full_mask is not None:
                 full_mask = full_mask.repeat_interleave(sample_count, dim=0)
-        last = context[:, -1:].repeat_interleave(sample_count, dim=0)
-        del context  # only its last position is needed from here on (peak memory)
+        last = last.repeat_interleave(sample_count, dim=0)
         window_context = None  # the re-encoded window, once the cache is given up (exact sliding)
         steps = (KronosDirectSteps if KronosDirectSteps.supports(self) else KronosModuleSteps)(self, full_stamp)
 
