@@ -491,6 +491,51 @@ def test_prompt_encoded_a_few_series_at_a_time(monkeypatch):
     assert torch.equal(one_pass[0], per_series[0]) and torch.equal(one_pass[1], per_series[1])
 
 
+def test_exact_sliding_frees_the_cache_before_re_encoding(monkeypatch):
+    import weakref
+
+    config = TINY_MODEL_CONFIGS["tiny"]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, batch=2, length=9)
+    buffers, alive_at_window_pass = [], []
+    update = KronosCache.update
+
+    def recording_update(self, layer_idx, key, value):
+        out = update(self, layer_idx, key, value)
+        buffers.extend(weakref.ref(b) for b in (self.keys[layer_idx], self.values[layer_idx]))
+        return out
+
+    backbone = model._backbone
+
+    def recording_backbone(s1_ids, s2_ids, stamp=None, attention_mask=None, cache=None):
+        if cache is None:  # a full-window pass of exact sliding
+            alive_at_window_pass.append(sum(ref() is not None for ref in buffers))
+        return backbone(s1_ids, s2_ids, stamp, attention_mask, cache)
+
+    monkeypatch.setattr(KronosCache, "update", recording_update)
+    monkeypatch.setattr(model, "_backbone", recording_backbone)
+    future = inputs_for(config, batch=2, length=6, seed=1)[2]
+    model.generate_tokens(s1, s2, stamp, future, pred_len=6, max_context=12, top_k=1)
+    assert buffers and alive_at_window_pass and alive_at_window_pass[0] == 0
+
+
+def test_direct_decoding_steps_equal_module_steps_in_bfloat16(monkeypatch):
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS["tiny"]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval().to(torch.bfloat16)
+    s1, s2, stamp = inputs_for(config, batch=1, length=9)
+    kwargs = dict(s1_ids=s1, s2_ids=s2, stamp=stamp, future_stamp=inputs_for(config, batch=1, length=4, seed=1)[2],
+                  pred_len=4, sample_count=2)
+    assert KronosDirectSteps.supports(model)
+    direct = _recorded_generation(model, monkeypatch, **kwargs)
+    hook = model.register_forward_pre_hook(lambda *args: None)
+    through_modules = _recorded_generation(model, monkeypatch, **kwargs)
+    hook.remove()
+    assert direct[2][0].dtype == torch.bfloat16
+    for a, b in zip(direct[2], through_modules[2]):
+        assert torch.equal(a, b)
+
+
 def test_direct_decoding_steps_only_for_plain_models():
     model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
     assert KronosDirectSteps.supports(model)

@@ -1654,6 +1654,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             rows_cache.update(dep.layer_idx, *dep.project_kv(context))
             last.append(context[:, -1:])
             del context  # only its last position is needed from here on (peak memory)
+        del rows_cache  # it shares the cache's buffers, which exact sliding frees later
         cache.advance(window)
         last = torch.cat(last)
         if sample_count > 1:
@@ -1689,7 +1690,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             else:
                 # upstream renumbers the window's positions from 0 every step: re-encode it to stay exact
                 if window_context is None:
-                    cache = None  # never read again: free its buffers before the first full-window pass
+                    cache = kv = None  # never read again: free its buffers before the first full-window pass
                 begin = length - max_context
                 window_context = self._backbone(
                     tokens_s1[:, begin:length],
