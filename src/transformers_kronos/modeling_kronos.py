@@ -848,7 +848,9 @@ def filter_logits(logits, top_k=0, top_p=1.0):
 
 def sample_tokens(logits, temperature=1.0, top_k=0, top_p=1.0, generator=None):
     """Sample one id per row of `logits` `(rows, vocab)` → `(rows, 1)` after temperature and filtering."""
-    logits = filter_logits(logits / temperature, top_k, top_p)
+    if temperature != 1.0:
+        logits = logits / temperature
+    logits = filter_logits(logits, top_k, top_p)
     probs = torch.softmax(logits.float(), dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
@@ -1288,6 +1290,10 @@ class KronosDirectSteps(KronosModuleSteps):
         self.dep_q, self.dep_k, self.dep_v, self.dep_out = (linear(dep.q_proj), linear(dep.k_proj), linear(dep.v_proj), linear(dep.out_proj))
         self.dep_norm = (model.dep_layer.norm.weight, model.dep_layer.norm.eps)
         self.head_s1, self.head_s2 = linear(model.head.proj_s1), linear(model.head.proj_s2)
+        # rotary angles of every position a step can take (the cache's positions never exceed the stamps'),
+        # elementwise the same numbers as computing them per step
+        positions = torch.arange(stamps.shape[1], device=stamps.device)
+        self.cos, self.signed_sin = model.transformer[0].self_attn.rotary(positions, self.emb_s1.dtype)
 
     @staticmethod
     def _linear(hidden_states, prepared):
@@ -1329,8 +1335,8 @@ class KronosDirectSteps(KronosModuleSteps):
             term = F.embedding(stamp[:, :, column], table)
             calendar = term if calendar is None else calendar + term
         hidden_states = hidden_states + calendar
-        position_ids = torch.arange(cache.position_offset, cache.position_offset + 1, device=hidden_states.device)
-        cos, sin = self.model.transformer[0].self_attn.rotary(position_ids, hidden_states.dtype)
+        position = cache.position_offset
+        cos, sin = self.cos[:, :, position : position + 1], self.signed_sin[:, :, position : position + 1]
         for norm1, qkv, out_proj, norm2, w1, w3, w2, layer_idx, heads in self.layers:
             normed = rms_norm(hidden_states, *norm1)
             query = self._heads(linear(normed, qkv[0]), heads)
