@@ -410,7 +410,8 @@ def test_linear_few_row_path_falls_back(monkeypatch):
     with torch.no_grad():
         assert torch.equal(odd(x_odd), torch.nn.functional.linear(x_odd, odd.weight, odd.bias))
         assert torch.equal(many(x_many), torch.nn.functional.linear(x_many, many.weight, many.bias))
-        assert torch.equal(many.double()(x_many[:1].double()), torch.nn.functional.linear(x_many[:1].double(), many.weight, many.bias))
+        one_row = x_many[:1].double()
+        assert torch.equal(many.double()(one_row), torch.nn.functional.linear(one_row, many.weight, many.bias))
     assert calls == []
 
 
@@ -428,7 +429,9 @@ def _recorded_generation(model, monkeypatch, **kwargs):
     """Tokens of a seeded `generate_tokens` call and every logits tensor it sampled from."""
     logits = []
     sample = modeling_kronos.sample_tokens
-    monkeypatch.setattr(modeling_kronos, "sample_tokens", lambda x, *a, **k: logits.append(x.clone()) or sample(x, *a, **k))
+    monkeypatch.setattr(
+        modeling_kronos, "sample_tokens", lambda x, *a, **k: logits.append(x.clone()) or sample(x, *a, **k)
+    )
     torch.manual_seed(7)
     s1, s2, _ = model.generate_tokens(**kwargs)
     monkeypatch.setattr(modeling_kronos, "sample_tokens", sample)

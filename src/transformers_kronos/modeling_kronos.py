@@ -1212,7 +1212,12 @@ class KronosDirectSteps(KronosModuleSteps):
     """
 
     # everything a plain predictor is built from; anything else (an adapter, a quantized layer) means "use modules"
-    _plain_types = None
+    _plain_types = (
+        nn.ModuleList, nn.Dropout, nn.Embedding, KronosLinear, KronosRMSNorm, KronosRotaryEmbedding, KronosAttention,
+        KronosCrossAttention, KronosFeedForward, KronosTransformerBlock, KronosDependencyAwareLayer,
+        KronosHierarchicalEmbedding, KronosTemporalEmbedding, KronosFixedEmbedding, KronosSinusoidalTable,
+        KronosDualHead,
+    )  # fmt: skip
 
     @classmethod
     def supports(cls, model):
@@ -1226,13 +1231,6 @@ class KronosDirectSteps(KronosModuleSteps):
             nn.modules.module, "_global_forward_pre_hooks", None
         ):
             return False
-        if cls._plain_types is None:
-            cls._plain_types = (
-                nn.ModuleList, nn.Dropout, nn.Embedding, KronosLinear, KronosRMSNorm, KronosRotaryEmbedding,
-                KronosAttention, KronosCrossAttention, KronosFeedForward, KronosTransformerBlock,
-                KronosDependencyAwareLayer, KronosHierarchicalEmbedding, KronosTemporalEmbedding, KronosFixedEmbedding,
-                KronosSinusoidalTable, KronosDualHead,
-            )  # fmt: skip
         placements = {(param.device, param.dtype) for param in model.parameters()}
         if len(placements) != 1 or next(iter(placements))[0].type == "meta":
             return False
@@ -1264,10 +1262,8 @@ class KronosDirectSteps(KronosModuleSteps):
             return (module.emb if isinstance(module, KronosFixedEmbedding) else module).weight
 
         # in the order KronosTemporalEmbedding sums them: (stamp column, table)
-        self.calendar = [
-            (column, table(getattr(time_emb, name)))
-            for column, name in ((1, "hour_embed"), (2, "weekday_embed"), (3, "day_embed"), (4, "month_embed"), (0, "minute_embed"))
-        ]
+        order = ((1, "hour_embed"), (2, "weekday_embed"), (3, "day_embed"), (4, "month_embed"), (0, "minute_embed"))
+        self.calendar = [(column, table(getattr(time_emb, name))) for column, name in order]
         self.layers = []
         for block in model.transformer:
             attn, ffn = block.self_attn, block.ffn
@@ -1287,7 +1283,8 @@ class KronosDirectSteps(KronosModuleSteps):
         self.norm = (model.norm.weight, model.norm.eps)
         dep = model.dep_layer.cross_attn
         self.dep_idx, self.dep_heads = dep.layer_idx, dep.n_heads
-        self.dep_q, self.dep_k, self.dep_v, self.dep_out = (linear(dep.q_proj), linear(dep.k_proj), linear(dep.v_proj), linear(dep.out_proj))
+        self.dep_q, self.dep_k = linear(dep.q_proj), linear(dep.k_proj)
+        self.dep_v, self.dep_out = linear(dep.v_proj), linear(dep.out_proj)
         self.dep_norm = (model.dep_layer.norm.weight, model.dep_layer.norm.eps)
         self.head_s1, self.head_s2 = linear(model.head.proj_s1), linear(model.head.proj_s2)
         # rotary angles of every position a step can take (the cache's positions never exceed the stamps'),
@@ -1325,10 +1322,8 @@ class KronosDirectSteps(KronosModuleSteps):
 
     def append(self, s1_ids, s2_ids, index, attention_mask, cache):
         linear = self._linear
-        hidden_states = linear(
-            torch.cat([F.embedding(s1_ids, self.emb_s1) * self.scale, F.embedding(s2_ids, self.emb_s2) * self.scale], dim=-1),
-            self.fusion,
-        )
+        tokens = [F.embedding(s1_ids, self.emb_s1) * self.scale, F.embedding(s2_ids, self.emb_s2) * self.scale]
+        hidden_states = linear(torch.cat(tokens, dim=-1), self.fusion)
         stamp = self.stamp_ids[:, index : index + 1]
         calendar = None
         for column, table in self.calendar:
@@ -1350,7 +1345,8 @@ class KronosDirectSteps(KronosModuleSteps):
             normed = rms_norm(hidden_states, *norm2)
             hidden_states = hidden_states + linear(F.silu(linear(normed, w1)) * linear(normed, w3), w2)
         last = rms_norm(hidden_states, *self.norm)
-        cache.update(self.dep_idx, self._heads(linear(last, self.dep_k), self.dep_heads), self._heads(linear(last, self.dep_v), self.dep_heads))
+        key = self._heads(linear(last, self.dep_k), self.dep_heads)
+        cache.update(self.dep_idx, key, self._heads(linear(last, self.dep_v), self.dep_heads))
         cache.advance(1)
         return last
 
@@ -1640,8 +1636,8 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         cache = KronosCache(min(max_context, total), rolling=sliding == "rolling")
 
         # encode the prompt's last window once per series, then share it across the paths; a few series per pass,
-        # since a long prompt's activations (the feed-forward ones are 6 floats per position and d_model) would
-        # otherwise outweigh the cache itself
+        # since the activations of a whole batch's prompts (the feed-forward layer alone holds three ff_dim-wide
+        # tensors per position) would otherwise outweigh the cache itself
         start = max(0, prompt_len - max_context)
         window = prompt_len - start
         per_pass = max(1, self._prompt_positions_per_pass // window)
