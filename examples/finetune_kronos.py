@@ -159,6 +159,21 @@ def prepare(model_args, data_args):
     return model, tokenizer, train, validation
 
 
+def parse_arguments(parser, argv):
+    """The script's argument dataclasses from `argv`: a single `.json` file, or command-line flags."""
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def configure_logging(training_args, logger):
+    """Log at the level `training_args` gives this process (with several processes, only the main one informs)."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+
+
 def main(argv=None):
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -167,10 +182,7 @@ def main(argv=None):
     bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()
     try:
-        if len(argv) == 1 and argv[0].endswith(".json"):
-            model_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
-        else:
-            model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+        model_args, data_args, training_args = parse_arguments(parser, argv)
         model, tokenizer, train_dataset, eval_dataset = prepare(model_args, data_args)
     except (ValueError, TypeError, OSError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
@@ -179,10 +191,7 @@ def main(argv=None):
         if bars:
             transformers.utils.logging.enable_progress_bar()
 
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    log_level = training_args.get_process_log_level()
-    logger.setLevel(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
+    configure_logging(training_args, logger)
     logger.info(
         "%d training windows%s of %d candles; model %s, tokenizer %s",
         len(train_dataset),

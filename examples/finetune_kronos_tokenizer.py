@@ -27,7 +27,13 @@ from transformers_kronos import KronosTokenizerConfig, KronosTokenizerModel, con
 from transformers_kronos.training import KronosTokenizerTrainer, check_tokenizer_compatible
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from finetune_kronos import DataArguments, build_datasets, parse_overrides  # noqa: E402
+from finetune_kronos import (  # noqa: E402
+    DataArguments,
+    build_datasets,
+    configure_logging,
+    parse_arguments,
+    parse_overrides,
+)
 
 logger = logging.getLogger("finetune_kronos_tokenizer")
 
@@ -77,10 +83,7 @@ def main(argv=None):
     bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()
     try:
-        if len(argv) == 1 and argv[0].endswith(".json"):
-            tokenizer_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
-        else:
-            tokenizer_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+        tokenizer_args, data_args, training_args = parse_arguments(parser, argv)
         train_dataset, eval_dataset = build_datasets(data_args)
         tokenizer = build_tokenizer(tokenizer_args)
         check_tokenizer_compatible(None, tokenizer, num_features=train_dataset.num_features)
@@ -91,10 +94,7 @@ def main(argv=None):
         if bars:
             transformers.utils.logging.enable_progress_bar()
 
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    log_level = training_args.get_process_log_level()
-    logger.setLevel(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
+    configure_logging(training_args, logger)
     logger.info(
         "%d training windows%s of %d candles; tokenizer %s",
         len(train_dataset),
