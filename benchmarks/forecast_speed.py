@@ -1,24 +1,41 @@
 # Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
-"""Forecast speed and memory: upstream's `KronosPredictor` against `KronosForecaster`, same weights, same process.
+"""Forecast speed and memory: upstream's `KronosPredictor` against `KronosForecaster` on the same weights.
 
 Both run on a Kronos-small-sized predictor and a Kronos-Tokenizer-base-sized tokenizer with random weights (the
 published configs; the speed does not depend on the values), written by upstream's own `save_pretrained` and loaded
-by both sides. Forecasts are greedy (`top_k=1`) so the two outputs can be compared; sampling costs the same.
+by both sides, and timed in one process. Forecasts are greedy (`top_k=1`) so the two outputs can be compared;
+sampling costs the same.
 
-    python benchmarks/forecast_speed.py            # the three cases of docs/forecasting.md (a few minutes on 2 cores)
+    python benchmarks/forecast_speed.py            # the three cases of docs/forecasting.md (about 7 minutes on 2 cores)
     python benchmarks/forecast_speed.py --quick    # a smaller smoke run
+    python benchmarks/forecast_speed.py --cases 1 --rounds 5   # case 1, five interleaved rounds, median speed-up
 
 Needs the upstream reference (`pip install --no-deps kronos-model-arch einops`, imported as `model`).
-Peak memory is the largest resident-set growth during the call, sampled every millisecond from /proc (after
-returning freed heap to the system first, so that neither side profits from the other's freed memory). It is taken
-in a separate run: the sampling thread competes for the interpreter lock and slowed the timed call by 15-30%.
+
+A virtual machine's speed drifts from minute to minute, and the two sides do not drift together (upstream's large
+matrix products are compute-bound, our decoding steps bandwidth-bound). `--rounds N` times the two sides
+alternately N times per case and reports the median speed-up and its range, which one round cannot show.
+
+Peak memory is the largest resident-set growth during one call, sampled every millisecond from /proc. Each side and
+case is measured in a fresh process of its own (after a short warm-up forecast of the same shape), because a
+process's history decides how much of a call's memory the allocator can serve from pages it already holds: in one
+process the same forecast measured anywhere from 7 to 56 MiB depending on what ran before it. Two numbers per side:
+- "process": glibc as it comes, i.e. what a forecasting process actually adds. glibc raises its mmap threshold after
+  large frees and then keeps freed tensors' pages in its heap, so a loop that allocates and frees large activations
+  every step (upstream's) holds more than it uses at any one time; this number varies by 10% from run to run.
+- "tensors": glibc's mmap threshold fixed at 128 KiB, so that every tensor of that size or more is mapped when
+  allocated and unmapped when freed: close to the most memory the live tensors ever take.
+Memory is not measured in the timed runs: the sampling thread competes for the interpreter lock and slowed the timed
+call by 15-30%.
 """
 
 import argparse
 import ctypes
 import gc
+import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import threading
@@ -71,6 +88,12 @@ class PeakRSS:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * self.page
 
+    def fix_mmap_threshold(self, size=128 * 1024):
+        """Stop glibc from adapting its mmap threshold (M_MMAP_THRESHOLD is -3 in malloc.h): large tensors then
+        leave and enter the resident set exactly when they are freed and allocated."""
+        if self.libc is None or not self.libc.mallopt(-3, size):
+            print("warning: could not fix glibc's mmap threshold; peak memory is approximate", file=sys.stderr)
+
     def __enter__(self):
         gc.collect()
         if self.libc is not None:
@@ -93,19 +116,74 @@ class PeakRSS:
         self.growth = self.peak - self.base
 
 
-def run(fn, repeats, memory=True):
-    """Best time over `repeats` runs, the result, and (one more run) the peak memory growth, or `None`."""
+def timed(fn, repeats):
+    """Best time over `repeats` runs, and the result."""
     best, result = float("inf"), None
     for _ in range(repeats):
         gc.collect()
         start = time.perf_counter()
         result = fn()
         best = min(best, time.perf_counter() - start)
-    if not memory:
-        return best, result, None
-    with PeakRSS() as mem:
+    return best, result
+
+
+def load_sides(checkpoints, device):
+    """Our forecaster and upstream's predictor on the upstream-format checkpoints in `checkpoints`."""
+    import model as upstream
+
+    from transformers_kronos import KronosForecaster
+
+    model_dir, tokenizer_dir = os.path.join(checkpoints, "model"), os.path.join(checkpoints, "tokenizer")
+    ours = KronosForecaster.from_pretrained(model_dir, tokenizer_dir, device=device)
+    up_model = upstream.Kronos.from_pretrained(model_dir).eval()
+    up_tok = upstream.KronosTokenizer.from_pretrained(tokenizer_dir).eval()
+    return ours, upstream.KronosPredictor(up_model, up_tok, device=device, max_context=512)
+
+
+def case_functions(ours, predictor, lookback, pred_len, count):
+    """`(context frames, ours_fn(sliding="exact"), upstream_fn)`: one forecast of the case by each side."""
+    xs, x_tss, y_tss = (list(t) for t in zip(*series_inputs(lookback, pred_len, count)))
+    if count == 1:
+        def ours_fn(sliding="exact"):
+            return [ours.predict(xs[0], x_tss[0], y_tss[0], pred_len, top_k=1, verbose=False, sliding=sliding)]
+
+        def upstream_fn():
+            return [predictor.predict(xs[0], x_tss[0], y_tss[0], pred_len, top_k=1, verbose=False)]
+    else:
+        def ours_fn(sliding="exact"):
+            return ours.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False, sliding=sliding)
+
+        def upstream_fn():
+            return predictor.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False)
+    return xs, ours_fn, upstream_fn
+
+
+def memory_child(checkpoints, device, threads, side, allocator, lookback, pred_len, count):
+    """The peak-memory measurement of one side and case (in a fresh process); prints the bytes as JSON."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(threads)
+    mem = PeakRSS()
+    if allocator == "tensors":
+        mem.fix_mmap_threshold()
+    ours, predictor = load_sides(checkpoints, device)
+    pick = 1 if side == "ours" else 2
+    case_functions(ours, predictor, lookback, 2, count)[pick]()  # warm-up: same shapes, two steps
+    fn = case_functions(ours, predictor, lookback, pred_len, count)[pick]
+    with mem:
         fn()
-    return best, result, mem.growth
+    print(json.dumps({"peak": mem.growth}))
+
+
+def measure_memory(checkpoints, args, side, allocator, lookback, pred_len, count):
+    """Run [`memory_child`] in a fresh interpreter and return its peak (bytes)."""
+    command = [sys.executable, os.path.abspath(__file__), "--memory-child", checkpoints, side, allocator,
+               str(lookback), str(pred_len), str(count), "--threads", str(args.threads), "--device", args.device]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the memory measurement of {side} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["peak"]
 
 
 def main():
@@ -114,9 +192,21 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--device", default="cpu", help="device for both sides (default cpu)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of our forecaster per case (best is kept)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="interleaved upstream/ours rounds per case (the median is reported)")
     parser.add_argument("--cases", default=None, help="comma-separated case numbers to run (1-based; default all)")
+    parser.add_argument("--memory-child", nargs=6,
+                        metavar=("CHECKPOINTS", "SIDE", "ALLOCATOR", "LOOKBACK", "PRED_LEN", "SERIES"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        checkpoints, side, allocator, *sizes = args.memory_child
+        memory_child(checkpoints, args.device, args.threads, side, allocator, *map(int, sizes))
+        return
     cases = QUICK_CASES if args.quick else CASES
+    if min(args.rounds, args.repeats) < 1:
+        print("error: --rounds and --repeats take a number of at least 1", file=sys.stderr)
+        sys.exit(2)
     if args.cases:
         try:
             picked = [int(c) for c in args.cases.split(",")]
@@ -134,56 +224,52 @@ def main():
         sys.exit(2)
     from transformers.utils import logging as hf_logging
 
-    from transformers_kronos import KronosForecaster
-
     hf_logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    up_model = upstream.Kronos(**MODEL_CONFIG).eval()
-    up_tok = upstream.KronosTokenizer(**TOKENIZER_CONFIG).eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        up_model.save_pretrained(os.path.join(tmp, "model"))
-        up_tok.save_pretrained(os.path.join(tmp, "tokenizer"))
-        ours = KronosForecaster.from_pretrained(os.path.join(tmp, "model"), os.path.join(tmp, "tokenizer"), device=args.device)
-    predictor = upstream.KronosPredictor(up_model, up_tok, device=args.device, max_context=512)
-    params = sum(p.numel() for p in ours.model.parameters()) / 1e6
+    with tempfile.TemporaryDirectory() as checkpoints:
+        upstream.Kronos(**MODEL_CONFIG).save_pretrained(os.path.join(checkpoints, "model"))
+        upstream.KronosTokenizer(**TOKENIZER_CONFIG).save_pretrained(os.path.join(checkpoints, "tokenizer"))
+        ours, predictor = load_sides(checkpoints, args.device)
+        run_cases(args, cases, ours, predictor, checkpoints)
 
+
+def run_cases(args, cases, ours, predictor, checkpoints):
+    """Time every case (printing as it goes), then measure its memory, then print the summary table."""
+    params = sum(p.numel() for p in ours.model.parameters()) / 1e6
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{args.threads} threads, device {args.device}; predictor {params:.1f}M parameters, max_context 512")
     # warm-up: first calls pay for allocator growth and kernel selection
-    (x, x_ts, y_ts), = series_inputs(32, 4, 1)
-    ours.predict(x, x_ts, y_ts, 4, top_k=1, verbose=False)
-    predictor.predict(x, x_ts, y_ts, 4, top_k=1, verbose=False)
+    _, ours_fn, upstream_fn = case_functions(ours, predictor, 32, 4, 1)
+    ours_fn()
+    upstream_fn()
 
     rows = []
     for name, lookback, pred_len, count, bar in cases:
-        inputs = series_inputs(lookback, pred_len, count)
-        xs, x_tss, y_tss = (list(t) for t in zip(*inputs))
-        if count == 1:
-            def ours_fn(sliding="exact"):
-                return [ours.predict(xs[0], x_tss[0], y_tss[0], pred_len, top_k=1, verbose=False, sliding=sliding)]
-
-            def upstream_fn():
-                return [predictor.predict(xs[0], x_tss[0], y_tss[0], pred_len, top_k=1, verbose=False)]
-        else:
-            def ours_fn(sliding="exact"):
-                return ours.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False, sliding=sliding)
-
-            def upstream_fn():
-                return predictor.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False)
-
-        t_ours, got, m_ours = run(ours_fn, args.repeats)
-        t_up, expected, m_up = run(upstream_fn, 1)
+        xs, ours_fn, upstream_fn = case_functions(ours, predictor, lookback, pred_len, count)
+        rounds = []  # (upstream s, ours s), one pair per round, the two sides timed back to back
+        for _ in range(args.rounds):
+            t_ours, got = timed(ours_fn, args.repeats)
+            t_up, expected = timed(upstream_fn, 1)
+            rounds.append((t_up, t_ours))
         diff = max(float(np.max(np.abs(a.to_numpy() - b.to_numpy()) / np.abs(b.to_numpy()).clip(1e-6))) for a, b in zip(got, expected))
-        ratio = t_up / t_ours
+        ratios = sorted(up / ours for up, ours in rounds)
+        t_up, t_ours = (float(np.median(side)) for side in zip(*rounds))
+        ratio = float(np.median(ratios))
         verdict = "" if bar is None else (" (bar %.0fx: %s)" % (bar, "met" if ratio >= bar else "NOT met"))
         print(f"\n{name}")
-        print(f"  upstream {t_up:8.2f} s  peak +{m_up / 2**20:7.1f} MiB")
-        print(f"  ours     {t_ours:8.2f} s  peak +{m_ours / 2**20:7.1f} MiB   speed-up {ratio:6.1f}x{verdict}")
+        print(f"  upstream {t_up:8.2f} s")
+        print(f"  ours     {t_ours:8.2f} s   speed-up {ratio:6.1f}x{verdict}")
+        if len(rounds) > 1:
+            met = "" if bar is None else f"; {sum(r >= bar for r in ratios)} of {len(ratios)} at or above the bar"
+            print(f"  {len(rounds)} rounds: speed-up {ratios[0]:.1f}x to {ratios[-1]:.1f}x (median {ratio:.1f}x{met}); "
+                  f"upstream {min(r[0] for r in rounds):.2f}-{max(r[0] for r in rounds):.2f} s, "
+                  f"ours {min(r[1] for r in rounds):.2f}-{max(r[1] for r in rounds):.2f} s")
         print(f"  max relative difference of the forecasts: {diff:.2e}")
-        row = dict(case=name, upstream=t_up, ours=t_ours, ratio=ratio, mem_up=m_up, mem_ours=m_ours, diff=diff)
+        row = dict(case=name, upstream=t_up, ours=t_ours, ratio=ratio, ratios=ratios, diff=diff,
+                   shape=(lookback, pred_len, count))
         if lookback + pred_len > 512:
-            t_roll, rolled, _ = run(lambda: ours_fn("rolling"), args.repeats, memory=False)
+            t_roll, rolled = timed(lambda: ours_fn("rolling"), args.repeats)
             scale = [float(x["close"].std()) for x in xs]
             dev = max(float(np.mean(np.abs(r["close"].to_numpy() - e["close"].to_numpy()))) / s for r, e, s in zip(rolled, got, scale))
             print(f"  rolling  {t_roll:8.2f} s  speed-up {t_up / t_roll:6.1f}x; mean |close - exact close| = {dev:.3f} "
@@ -191,11 +277,23 @@ def main():
             row.update(rolling=t_roll, rolling_dev=dev)
         rows.append(row)
 
-    print("\n| case | upstream (s) | ours (s) | speed-up | peak memory upstream / ours (MiB) |")
-    print("|---|---:|---:|---:|---:|")
+    print("\npeak memory (resident-set growth during one call, each side in a fresh process; see the module doc)")
+    for row in rows:
+        shape = row.pop("shape")
+        for allocator in ("process", "tensors"):
+            mem = {side: measure_memory(checkpoints, args, side, allocator, *shape) / 2**20
+                   for side in ("upstream", "ours")}
+            row[allocator] = mem
+            print(f"  {row['case']}, {allocator}: upstream +{mem['upstream']:.1f} MiB, ours +{mem['ours']:.1f} MiB")
+
+    print("\n| case | upstream (s) | ours (s) | speed-up | peak MiB, process: upstream / ours "
+          "| peak MiB, tensors: upstream / ours |")
+    print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
+        process, tensors = r["process"], r["tensors"]
         print(f"| {r['case']} | {r['upstream']:.2f} | {r['ours']:.2f} | {r['ratio']:.1f}x | "
-              f"{r['mem_up'] / 2**20:.0f} / {r['mem_ours'] / 2**20:.0f} |")
+              f"{process['upstream']:.0f} / {process['ours']:.0f} | "
+              f"{tensors['upstream']:.0f} / {tensors['ours']:.0f} |")
 
 
 if __name__ == "__main__":
