@@ -266,7 +266,7 @@ def run_cases(args, cases, ours, predictor, checkpoints):
                   f"upstream {min(r[0] for r in rounds):.2f}-{max(r[0] for r in rounds):.2f} s, "
                   f"ours {min(r[1] for r in rounds):.2f}-{max(r[1] for r in rounds):.2f} s")
         print(f"  max relative difference of the forecasts: {diff:.2e}")
-        row = dict(case=name, upstream=t_up, ours=t_ours, ratio=ratio, ratios=ratios, diff=diff,
+        row = dict(case=name, upstream=t_up, ours=t_ours, ratio=ratio, diff=diff,
                    shape=(lookback, pred_len, count))
         if lookback + pred_len > 512:
             t_roll, rolled = timed(lambda: ours_fn("rolling"), args.repeats)
