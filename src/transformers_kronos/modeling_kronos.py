@@ -1632,8 +1632,9 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             return full_mask[:, end - held : end] if full_mask is not None else None
 
         dep = self.dep_layer.cross_attn
-        # never more positions than the forecast can use: the buffers are allocated up front
-        cache = KronosCache(min(max_context, total), rolling=sliding == "rolling")
+        # never more positions than the forecast can use (the last sampled token is never fed back): the buffers are
+        # allocated up front
+        cache = KronosCache(min(max_context, total - 1), rolling=sliding == "rolling")
 
         # encode the prompt's last window once per series, then share it across the paths; a few series per pass,
         # since the activations of a whole batch's prompts (the feed-forward layer alone holds three ff_dim-wide
