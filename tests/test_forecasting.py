@@ -139,6 +139,42 @@ def test_ragged_batch_equals_each_series_alone(forecaster):
         forecaster.max_context = 512
 
 
+def test_batch_size_splits_the_batch(forecaster, capsys):
+    """Passes of `batch_size` series give the forecasts of one pass, in the input's order, with one progress bar."""
+    pred_len = 6
+    series = [split(*make_klines(n + pred_len, seed=n), n, pred_len) for n in (14, 30, 22, 9, 26)]
+    xs, x_tss, y_tss = ([s[i] for s in series] for i in range(3))
+    whole = forecaster.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False)
+    for batch_size in (1, 2, 5, 8):
+        parts = forecaster.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=batch_size == 2, batch_size=batch_size)
+        assert len(parts) == len(series)
+        for got, expected in zip(parts, whole):
+            # the passes pad to different lengths, so the masked kernels differ (as a batch and a series alone do)
+            np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-4, atol=1e-6)
+            assert (got.index == expected.index).all()
+    assert "18/18" in capsys.readouterr().err  # three passes of 6 steps
+
+    def sampled(batch_size):
+        return forecaster.predict_batch(
+            xs, x_tss, y_tss, pred_len, sample_count=3, verbose=False, return_samples=True, batch_size=batch_size,
+            generator=torch.Generator().manual_seed(3),
+        )[1]
+
+    first, again = sampled(2), sampled(2)
+    assert [p.shape for p in first] == [(3, pred_len, 6)] * len(series)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    tables = forecaster.predict_quantiles_batch(xs, x_tss, y_tss, pred_len, sample_count=3, verbose=False, batch_size=3)
+    assert [t.shape for t in tables] == [(pred_len, 6 + 18)] * len(series)
+
+
+@pytest.mark.parametrize("batch_size,error", [(0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_bad_batch_size(forecaster, batch_size, error):
+    x, x_ts, y_ts = split(*make_klines(30, seed=23), 24, 6)
+    with pytest.raises(error, match="batch_size"):
+        forecaster.predict_batch([x, x], [x_ts, x_ts], [y_ts, y_ts], verbose=False, batch_size=batch_size)
+
+
 def test_batch_rejects_different_forecast_lengths(forecaster):
     (x1, t1, y1), (x2, t2, y2) = split(*make_klines(30, seed=1), 25, 5), split(*make_klines(30, seed=2), 24, 6)
     with pytest.raises(ValueError, match="same number of candles"):

@@ -153,6 +153,16 @@ def _check_sampling(T, top_k, top_p, sample_count):
     return float(T), int(top_k), float(top_p), int(sample_count)
 
 
+def _check_batch_size(batch_size):
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"`batch_size` must be an integer or None, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be at least 1 (or None: every series in one pass), got {batch_size}")
+    return int(batch_size)
+
+
 def _check_quantile_levels(levels):
     if isinstance(levels, numbers.Real):
         levels = (levels,)
@@ -375,9 +385,9 @@ class KronosForecaster:
 
     # ------------------------------------------------------------------ the core
 
-    def _generate(self, series, pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator):
+    def _generate(self, series, pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator, batch_size=None):
         """
-        Forecast prepared series (any lengths) in one batch.
+        Forecast prepared series (any lengths), `batch_size` series per pass (`None`: all in one).
 
         Returns:
             `np.ndarray` of shape `(len(series), sample_count, pred_len, 6)`: normalised decoded paths, float32.
@@ -386,6 +396,19 @@ class KronosForecaster:
             raise ValueError(f"`sliding` must be 'exact' or 'rolling', got {sliding!r}")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
+        per_pass = batch_size or len(series)
+        parts = [series[i : i + per_pass] for i in range(0, len(series), per_pass)]
+        self.model.eval()
+        self.tokenizer.eval()
+        with tqdm(total=pred_len * len(parts), disable=not verbose, desc="Kronos forecast", unit="step") as bar:
+            paths = [
+                self._generate_pass(part, pred_len, T, top_k, top_p, sample_count, sliding, generator, bar)
+                for part in parts
+            ]
+        return np.concatenate(paths)
+
+    def _generate_pass(self, series, pred_len, T, top_k, top_p, sample_count, sliding, generator, bar):
+        """[`_generate`] of series decoded together, left-padded to the longest; `bar` counts the steps."""
         batch = len(series)
         lengths = [len(s.x) for s in series]
         longest = max(lengths)
@@ -401,13 +424,11 @@ class KronosForecaster:
             mask[i, longest - lengths[i] :] = 1
         y_stamp = np.stack([s.y_stamp for s in series])
 
-        self.model.eval()
-        self.tokenizer.eval()
         tok_device = _input_device(self.tokenizer)
         model_device = _input_device(self.model)
         attention_mask = torch.from_numpy(mask).to(tok_device) if padded else None
 
-        with torch.inference_mode(), tqdm(total=pred_len, disable=not verbose, desc="Kronos forecast", unit="step") as bar:
+        with torch.inference_mode():
             s1, s2 = self.tokenizer.encode(torch.from_numpy(x).to(tok_device), half=True, attention_mask=attention_mask)
             gen_s1, gen_s2, _ = self.model.generate_tokens(
                 s1.to(model_device),
@@ -512,6 +533,7 @@ class KronosForecaster:
         return_samples=False,
         sliding="exact",
         generator=None,
+        batch_size=None,
     ):
         """
         Forecast several series in one batch. They may have different context lengths (they are left-padded and
@@ -521,6 +543,12 @@ class KronosForecaster:
             df_list (`list[pd.DataFrame]`): One context per series, as in [`predict`].
             x_timestamp_list (`list`, *optional*): Their timestamps (`None` entries fall back as in [`predict`]).
             y_timestamp_list (`list`, *optional*): Their forecast timestamps (`None` entries are inferred).
+            batch_size (`int`, *optional*): Decode at most this many series together (`None`: all of them, as
+                upstream). Memory grows with the series decoded together: their key/value cache takes about
+                `2 * (n_layers + 1) * d_model * 4` bytes per candle (context plus forecast), path and series in
+                float32, 37 KB for Kronos-small. Smaller passes bound it at some cost in speed, since every pass
+                streams the weights once per step. Greedy forecasts do not depend on it; sampled paths do (each pass
+                draws its own random numbers, so one seed gives other paths than without `batch_size`).
             Other arguments: as in [`predict`].
 
         Returns:
@@ -542,6 +570,7 @@ class KronosForecaster:
                 raise ValueError(f"`{name}` has {len(value)} entries but `df_list` has {count}")
             lists[name] = value
         T, top_k, top_p, sample_count = _check_sampling(T, top_k, top_p, sample_count)
+        batch_size = _check_batch_size(batch_size)
         series = []
         lengths = set()
         for i, (df, x_ts, y_ts) in enumerate(zip(df_list, lists["x_timestamp_list"], lists["y_timestamp_list"])):
@@ -551,7 +580,7 @@ class KronosForecaster:
         if len(lengths) > 1:
             raise ValueError(f"all series must forecast the same number of candles, got {sorted(lengths)}")
         pred_len = lengths.pop()
-        paths = self._generate(series, pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator)
+        paths = self._generate(series, pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator, batch_size)
         forecasts = [self._frame(s.denormalize(p.mean(axis=0)), s.y_index) for s, p in zip(series, paths)]
         if return_samples:
             return forecasts, [s.denormalize(p) for s, p in zip(series, paths)]
@@ -606,12 +635,17 @@ class KronosForecaster:
         verbose=True,
         sliding="exact",
         generator=None,
+        batch_size=None,
     ):
-        """[`predict_quantiles`] for several series in one batch; returns one frame per series."""
+        """
+        [`predict_quantiles`] for several series in one batch; returns one frame per series. `batch_size` as in
+        [`predict_batch`] (it counts series; each brings its `sample_count` paths).
+        """
         levels = _check_quantile_levels(quantile_levels)
         forecasts, samples = self.predict_batch(
             df_list, x_timestamp_list, y_timestamp_list, pred_len, T=T, top_k=top_k, top_p=top_p,
             sample_count=sample_count, verbose=verbose, return_samples=True, sliding=sliding, generator=generator,
+            batch_size=batch_size,
         )
         return [_with_quantiles(f, s, levels) for f, s in zip(forecasts, samples)]
 
