@@ -9,6 +9,7 @@ sampling costs the same.
     python benchmarks/forecast_speed.py            # the three cases of docs/forecasting.md (about 7 minutes on 2 cores)
     python benchmarks/forecast_speed.py --quick    # a smaller smoke run
     python benchmarks/forecast_speed.py --cases 1 --rounds 5   # case 1, five interleaved rounds, median speed-up
+    python benchmarks/forecast_speed.py --cases 3 --batch-size 4   # the batch decoded four series at a time
 
 Needs the upstream reference (`pip install --no-deps kronos-model-arch einops`, imported as `model`).
 
@@ -140,8 +141,11 @@ def load_sides(checkpoints, device):
     return ours, upstream.KronosPredictor(up_model, up_tok, device=device, max_context=512)
 
 
-def case_functions(ours, predictor, lookback, pred_len, count):
-    """`(context frames, ours_fn(sliding="exact"), upstream_fn)`: one forecast of the case by each side."""
+def case_functions(ours, predictor, lookback, pred_len, count, batch_size=None):
+    """
+    `(context frames, ours_fn(sliding="exact"), upstream_fn)`: one forecast of the case by each side; ours decodes
+    `batch_size` series per pass (`None`: all).
+    """
     xs, x_tss, y_tss = (list(t) for t in zip(*series_inputs(lookback, pred_len, count)))
     if count == 1:
         def ours_fn(sliding="exact"):
@@ -151,14 +155,15 @@ def case_functions(ours, predictor, lookback, pred_len, count):
             return [predictor.predict(xs[0], x_tss[0], y_tss[0], pred_len, top_k=1, verbose=False)]
     else:
         def ours_fn(sliding="exact"):
-            return ours.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False, sliding=sliding)
+            return ours.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False, sliding=sliding,
+                                      batch_size=batch_size)
 
         def upstream_fn():
             return predictor.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False)
     return xs, ours_fn, upstream_fn
 
 
-def memory_child(checkpoints, device, threads, side, allocator, lookback, pred_len, count):
+def memory_child(checkpoints, device, threads, side, allocator, lookback, pred_len, count, batch_size):
     """The peak-memory measurement of one side and case (in a fresh process); prints the bytes as JSON."""
     from transformers.utils import logging as hf_logging
 
@@ -169,8 +174,9 @@ def memory_child(checkpoints, device, threads, side, allocator, lookback, pred_l
         mem.fix_mmap_threshold()
     ours, predictor = load_sides(checkpoints, device)
     pick = 1 if side == "ours" else 2
-    case_functions(ours, predictor, lookback, 2, count)[pick]()  # warm-up: same shapes, two steps
-    fn = case_functions(ours, predictor, lookback, pred_len, count)[pick]
+    batch_size = batch_size or None  # 0 on the command line
+    case_functions(ours, predictor, lookback, 2, count, batch_size)[pick]()  # warm-up: same shapes, two steps
+    fn = case_functions(ours, predictor, lookback, pred_len, count, batch_size)[pick]
     with mem:
         fn()
     print(json.dumps({"peak": mem.growth}))
@@ -179,7 +185,7 @@ def memory_child(checkpoints, device, threads, side, allocator, lookback, pred_l
 def measure_memory(checkpoints, args, side, allocator, lookback, pred_len, count):
     """Run [`memory_child`] in a fresh interpreter and return its peak (bytes)."""
     command = [sys.executable, os.path.abspath(__file__), "--memory-child", checkpoints, side, allocator,
-               str(lookback), str(pred_len), str(count), "--threads", str(args.threads), "--device", args.device]
+               str(lookback), str(pred_len), str(count), str(args.batch_size or 0), "--threads", str(args.threads), "--device", args.device]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the memory measurement of {side} failed:\n{done.stderr}")
@@ -195,8 +201,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=1,
                         help="interleaved upstream/ours rounds per case (the median is reported)")
     parser.add_argument("--cases", default=None, help="comma-separated case numbers to run (1-based; default all)")
-    parser.add_argument("--memory-child", nargs=6,
-                        metavar=("CHECKPOINTS", "SIDE", "ALLOCATOR", "LOOKBACK", "PRED_LEN", "SERIES"),
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                        help="our forecaster decodes at most N series together (default: all, as upstream)")
+    parser.add_argument("--memory-child", nargs=7,
+                        metavar=("CHECKPOINTS", "SIDE", "ALLOCATOR", "LOOKBACK", "PRED_LEN", "SERIES", "BATCH_SIZE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -204,8 +212,8 @@ def main():
         memory_child(checkpoints, args.device, args.threads, side, allocator, *map(int, sizes))
         return
     cases = QUICK_CASES if args.quick else CASES
-    if min(args.rounds, args.repeats) < 1:
-        print("error: --rounds and --repeats take a number of at least 1", file=sys.stderr)
+    if min(args.rounds, args.repeats, args.batch_size or 1) < 1:
+        print("error: --rounds, --repeats and --batch-size take a number of at least 1", file=sys.stderr)
         sys.exit(2)
     if args.cases:
         try:
@@ -238,7 +246,8 @@ def run_cases(args, cases, ours, predictor, checkpoints):
     """Time every case (printing as it goes), then measure its memory, then print the summary table."""
     params = sum(p.numel() for p in ours.model.parameters()) / 1e6
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{args.threads} threads, device {args.device}; predictor {params:.1f}M parameters, max_context 512")
+          f"{args.threads} threads, device {args.device}; predictor {params:.1f}M parameters, max_context 512"
+          + (f"; ours decodes {args.batch_size} series per pass" if args.batch_size else ""))
     # warm-up: first calls pay for allocator growth and kernel selection
     _, ours_fn, upstream_fn = case_functions(ours, predictor, 32, 4, 1)
     ours_fn()
@@ -246,7 +255,7 @@ def run_cases(args, cases, ours, predictor, checkpoints):
 
     rows = []
     for name, lookback, pred_len, count, bar in cases:
-        xs, ours_fn, upstream_fn = case_functions(ours, predictor, lookback, pred_len, count)
+        xs, ours_fn, upstream_fn = case_functions(ours, predictor, lookback, pred_len, count, args.batch_size)
         rounds = []  # (upstream s, ours s), one pair per round, the two sides timed back to back
         for _ in range(args.rounds):
             t_ours, got = timed(ours_fn, args.repeats)
