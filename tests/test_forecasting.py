@@ -168,11 +168,81 @@ def test_batch_size_splits_the_batch(forecaster, capsys):
     assert [t.shape for t in tables] == [(pred_len, 6 + 18)] * len(series)
 
 
+def generated_rows(forecaster, monkeypatch):
+    """Record the rows (paths) of every `generate_tokens` call the forecaster makes."""
+    rows, generate = [], forecaster.model.generate_tokens
+
+    def spy(s1_ids, *args, sample_count=1, **kwargs):
+        rows.append((s1_ids.shape[0], sample_count))
+        return generate(s1_ids, *args, sample_count=sample_count, **kwargs)
+
+    monkeypatch.setattr(forecaster.model, "generate_tokens", spy)
+    return rows
+
+
+@pytest.mark.parametrize(
+    "series,sample_count,batch_size,passes",
+    [
+        (5, 3, None, [(5, 3)]),  # everything at once (upstream's way)
+        (5, 3, 7, [(2, 3), (2, 3), (1, 3)]),  # whole series, as many as fit
+        (5, 1, 2, [(2, 1), (2, 1), (1, 1)]),
+        (2, 5, 2, [(1, 2), (1, 2), (1, 1)] * 2),  # more paths than fit: each series alone, its paths split
+        (1, 4, 4, [(1, 4)]),
+    ],
+)
+def test_batch_size_counts_paths(forecaster, monkeypatch, series, sample_count, batch_size, passes):
+    """`batch_size` bounds the paths decoded together; every series still gets `sample_count` paths, in order."""
+    pred_len = 4
+    data = [split(*make_klines(n + pred_len, seed=n), n, pred_len) for n in (14, 30, 22, 9, 26)[:series]]
+    xs, x_tss, y_tss = ([s[i] for s in data] for i in range(3))
+    rows = generated_rows(forecaster, monkeypatch)
+    forecasts, samples = forecaster.predict_batch(
+        xs, x_tss, y_tss, pred_len, top_k=1, sample_count=sample_count, verbose=False, return_samples=True,
+        batch_size=batch_size,
+    )
+    assert rows == passes
+    assert [p.shape for p in samples] == [(sample_count, pred_len, 6)] * series
+    for (x, x_ts, y_ts), forecast, paths in zip(data, forecasts, samples):
+        # greedy: every path, whichever pass decoded it, is the series' own forecast
+        alone = forecaster.predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
+        for path in paths:
+            np.testing.assert_allclose(path, alone.to_numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(forecast.to_numpy(), alone.to_numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_batch_size_splits_the_paths_of_one_series(forecaster, monkeypatch, capsys):
+    """`predict` and `predict_quantiles` take `batch_size` too: many paths of one series in bounded passes."""
+    x, x_ts, y_ts = split(*make_klines(40, seed=31), 33, 7)
+    rows = generated_rows(forecaster, monkeypatch)
+
+    def sampled(batch_size, verbose=False):
+        return forecaster.predict(
+            x, x_ts, y_ts, 7, sample_count=10, verbose=verbose, return_samples=True, batch_size=batch_size,
+            generator=torch.Generator().manual_seed(5),
+        )
+
+    (forecast, paths), (_, again) = sampled(4, verbose=True), sampled(4)
+    assert rows == [(1, 4), (1, 4), (1, 2)] * 2
+    assert "21/21" in capsys.readouterr().err  # one bar over the three passes of 7 steps
+    assert paths.shape == (10, 7, 6)
+    np.testing.assert_array_equal(paths, again)  # seeded: reproducible
+    np.testing.assert_allclose(forecast.to_numpy(), paths.mean(axis=0), rtol=1e-6)
+    # the passes draw their own numbers: distinct paths, not one pass's paths repeated
+    assert len({path.tobytes() for path in paths}) == 10
+    table = forecaster.predict_quantiles(x, x_ts, y_ts, 7, sample_count=10, verbose=False, batch_size=3)
+    assert rows[-4:] == [(1, 3), (1, 3), (1, 3), (1, 1)]
+    assert table.shape == (7, 6 + 18)
+
+
 @pytest.mark.parametrize("batch_size,error", [(0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)])
 def test_bad_batch_size(forecaster, batch_size, error):
     x, x_ts, y_ts = split(*make_klines(30, seed=23), 24, 6)
     with pytest.raises(error, match="batch_size"):
         forecaster.predict_batch([x, x], [x_ts, x_ts], [y_ts, y_ts], verbose=False, batch_size=batch_size)
+    with pytest.raises(error, match="batch_size"):
+        forecaster.predict(x, x_ts, y_ts, verbose=False, batch_size=batch_size)
+    with pytest.raises(error, match="batch_size"):
+        forecaster.predict_quantiles(x, x_ts, y_ts, verbose=False, batch_size=batch_size)
 
 
 def test_batch_rejects_different_forecast_lengths(forecaster):

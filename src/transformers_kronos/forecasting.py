@@ -159,8 +159,27 @@ def _check_batch_size(batch_size):
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
         raise TypeError(f"`batch_size` must be an integer or None, got {type(batch_size).__name__}")
     if batch_size < 1:
-        raise ValueError(f"`batch_size` must be at least 1 (or None: every series in one pass), got {batch_size}")
+        raise ValueError(f"`batch_size` must be at least 1 (or None: every path in one pass), got {batch_size}")
     return int(batch_size)
+
+
+def _plan_passes(count, sample_count, batch_size):
+    """
+    How [`KronosForecaster._generate`] splits `count` series of `sample_count` paths each into passes of at most
+    `batch_size` paths: a list of `(first, stop, paths)`, one per pass, decoding `paths` paths of each of the series
+    `first:stop`. Series stay whole while their paths fit in a pass; a series with more paths than that is decoded
+    alone, its paths spread over several passes.
+    """
+    if batch_size is None:
+        return [(0, count, sample_count)]
+    if sample_count <= batch_size:
+        per_pass = batch_size // sample_count
+        return [(first, min(first + per_pass, count), sample_count) for first in range(0, count, per_pass)]
+    return [
+        (index, index + 1, min(batch_size, sample_count - done))
+        for index in range(count)
+        for done in range(0, sample_count, batch_size)
+    ]
 
 
 def _check_quantile_levels(levels):
@@ -387,7 +406,8 @@ class KronosForecaster:
 
     def _generate(self, series, pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator, batch_size=None):
         """
-        Forecast prepared series (any lengths), `batch_size` series per pass (`None`: all in one).
+        Forecast prepared series (any lengths), at most `batch_size` paths per pass (`None`: all in one, see
+        [`_plan_passes`]).
 
         Returns:
             `np.ndarray` of shape `(len(series), sample_count, pred_len, 6)`: normalised decoded paths, float32.
@@ -396,16 +416,19 @@ class KronosForecaster:
             raise ValueError(f"`sliding` must be 'exact' or 'rolling', got {sliding!r}")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
-        per_pass = batch_size or len(series)
-        parts = [series[i : i + per_pass] for i in range(0, len(series), per_pass)]
+        passes = _plan_passes(len(series), sample_count, batch_size)
         self.model.eval()
         self.tokenizer.eval()
-        with tqdm(total=pred_len * len(parts), disable=not verbose, desc="Kronos forecast", unit="step") as bar:
-            paths = [
-                self._generate_pass(part, pred_len, T, top_k, top_p, sample_count, sliding, generator, bar)
-                for part in parts
-            ]
-        return np.concatenate(paths)
+        paths = np.empty((len(series), sample_count, pred_len, len(FEATURE_COLUMNS)), dtype=np.float32)
+        filled = [0] * len(series)  # paths decoded so far, per series
+        with tqdm(total=pred_len * len(passes), disable=not verbose, desc="Kronos forecast", unit="step") as bar:
+            for first, stop, count in passes:
+                done = filled[first]
+                paths[first:stop, done : done + count] = self._generate_pass(
+                    series[first:stop], pred_len, T, top_k, top_p, count, sliding, generator, bar
+                )
+                filled[first:stop] = [done + count] * (stop - first)
+        return paths
 
     def _generate_pass(self, series, pred_len, T, top_k, top_p, sample_count, sliding, generator, bar):
         """[`_generate`] of series decoded together, left-padded to the longest; `bar` counts the steps."""
@@ -483,6 +506,7 @@ class KronosForecaster:
         return_samples=False,
         sliding="exact",
         generator=None,
+        batch_size=None,
     ):
         """
         Forecast one series.
@@ -505,6 +529,12 @@ class KronosForecaster:
             sliding (`str`): `"exact"` (upstream's numbers) or `"rolling"` (faster once the context window is full,
                 approximate; see docs/forecasting.md).
             generator (`torch.Generator`, *optional*): Source of randomness (else torch's global RNG).
+            batch_size (`int`, *optional*): Decode at most this many sample paths together (`None`: all of them, as
+                upstream). Memory grows with the paths decoded together: their key/value cache takes about
+                `2 * (n_layers + 1) * d_model * 4` bytes per candle (context plus forecast) and path in float32,
+                37 KB for Kronos-small. Smaller passes bound it at some cost in speed: every pass encodes the context
+                again and streams the weights once per step. Greedy forecasts do not depend on it; sampled paths do
+                (each pass draws its own random numbers, so one seed gives other paths than without `batch_size`).
 
         Returns:
             `pd.DataFrame` with columns open, high, low, close, volume, amount indexed by the forecast timestamps;
@@ -512,8 +542,11 @@ class KronosForecaster:
             `(sample_count, pred_len, 6)` in the columns' order.
         """
         T, top_k, top_p, sample_count = _check_sampling(T, top_k, top_p, sample_count)
+        batch_size = _check_batch_size(batch_size)
         series, pred_len = self._prepare(df, x_timestamp, y_timestamp, pred_len)
-        paths = self._generate([series], pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator)[0]
+        paths = self._generate(
+            [series], pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator, batch_size
+        )[0]
         forecast = self._frame(series.denormalize(paths.mean(axis=0)), series.y_index)
         if return_samples:
             return forecast, series.denormalize(paths)
@@ -543,12 +576,10 @@ class KronosForecaster:
             df_list (`list[pd.DataFrame]`): One context per series, as in [`predict`].
             x_timestamp_list (`list`, *optional*): Their timestamps (`None` entries fall back as in [`predict`]).
             y_timestamp_list (`list`, *optional*): Their forecast timestamps (`None` entries are inferred).
-            batch_size (`int`, *optional*): Decode at most this many series together (`None`: all of them, as
-                upstream). Memory grows with the series decoded together: their key/value cache takes about
-                `2 * (n_layers + 1) * d_model * 4` bytes per candle (context plus forecast), path and series in
-                float32, 37 KB for Kronos-small. Smaller passes bound it at some cost in speed, since every pass
-                streams the weights once per step. Greedy forecasts do not depend on it; sampled paths do (each pass
-                draws its own random numbers, so one seed gives other paths than without `batch_size`).
+            batch_size (`int`, *optional*): Decode at most this many sample paths together, counted over all
+                series (`None`: everything in one pass, as upstream); with `sample_count=1`, this many series.
+                Series stay whole while their paths fit in a pass; a series with more paths is decoded alone, its
+                paths spread over several passes. Memory and randomness as in [`predict`].
             Other arguments: as in [`predict`].
 
         Returns:
@@ -600,13 +631,15 @@ class KronosForecaster:
         verbose=True,
         sliding="exact",
         generator=None,
+        batch_size=None,
     ):
         """
         Forecast one series as a distribution: the mean and quantiles over `sample_count` sample paths.
 
         Args:
             quantile_levels (`tuple[float]`): Levels strictly between 0 and 1.
-            sample_count (`int`, defaults to 20): Paths the quantiles are estimated from.
+            sample_count (`int`, defaults to 20): Paths the quantiles are estimated from. Many paths (for tail
+                quantiles) hold a key/value cache each: `batch_size` bounds how many are decoded together.
             Other arguments: as in [`predict`].
 
         Returns:
@@ -617,7 +650,7 @@ class KronosForecaster:
         levels = _check_quantile_levels(quantile_levels)
         forecast, samples = self.predict(
             df, x_timestamp, y_timestamp, pred_len, T=T, top_k=top_k, top_p=top_p, sample_count=sample_count,
-            verbose=verbose, return_samples=True, sliding=sliding, generator=generator,
+            verbose=verbose, return_samples=True, sliding=sliding, generator=generator, batch_size=batch_size,
         )
         return _with_quantiles(forecast, samples, levels)
 
@@ -639,7 +672,7 @@ class KronosForecaster:
     ):
         """
         [`predict_quantiles`] for several series in one batch; returns one frame per series. `batch_size` as in
-        [`predict_batch`] (it counts series; each brings its `sample_count` paths).
+        [`predict_batch`] (it counts paths over all series).
         """
         levels = _check_quantile_levels(quantile_levels)
         forecasts, samples = self.predict_batch(
