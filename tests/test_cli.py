@@ -115,6 +115,28 @@ def test_seed_makes_runs_reproducible(tiny_checkpoints, history_csv, tmp_path, c
     assert not np.allclose(frames[0]["close"], frames[2]["close"])
 
 
+def test_batch_size_bounds_the_paths_decoded_together(tiny_checkpoints, history_csv, tmp_path, monkeypatch, capsys):
+    """`--batch-size` reaches the forecaster; greedy paths, and so the CSV, do not depend on it."""
+    from transformers_kronos import KronosForecaster
+
+    model, tokenizer = tiny_checkpoints
+    seen, predict = [], KronosForecaster.predict
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("batch_size"))
+        return predict(self, *args, **kwargs)
+
+    monkeypatch.setattr(KronosForecaster, "predict", spy)
+    frames = []
+    for name, extra in (("all.csv", []), ("passes.csv", ["--batch-size", 2])):
+        status, _, err = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--pred-len", 5,
+                                  "--samples", 5, "--top-k", 1, "--output", tmp_path / name, *extra], capsys)
+        assert status == 0, err
+        frames.append(pd.read_csv(tmp_path / name))
+    assert seen == [None, 2]
+    pd.testing.assert_frame_equal(frames[0], frames[1], rtol=1e-5)
+
+
 def test_prices_only_csv_and_no_quantiles(tiny_checkpoints, tmp_path, capsys):
     model, tokenizer = tiny_checkpoints
     data = generate_klines(40, seed=1)[["timestamps", "open", "high", "low", "close"]]
@@ -263,6 +285,7 @@ BAD_FLAGS = [
     (["--top-p", "1.5"], "--top-p: must be at most 1.0"),
     (["--top-k", "-1"], "--top-k: must be at least 0"),
     (["--seed", "-3"], "--seed: must be at least 0"),
+    (["--batch-size", "0"], "--batch-size: must be at least 1"),
     (["--device", "tpu"], "invalid choice"),
     (["--dtype", "float8"], "invalid choice"),
     (["--plot", "chart.txt"], "--plot chart.txt: use a .png"),
@@ -412,7 +435,7 @@ def test_parser_defaults():
     args = build_parser().parse_args(["--csv", "x.csv"])
     assert (args.pred_len, args.samples, args.quantiles, args.device, args.dtype, args.seed) == (
         48, 20, (0.1, 0.5, 0.9), "auto", "float32", 0)
-    assert args.model is None and args.tokenizer is None and args.plot is None
+    assert args.model is None and args.tokenizer is None and args.plot is None and args.batch_size is None
 
 
 def test_plot_forecast_checks_its_input(tmp_path):

@@ -122,6 +122,8 @@ def build_parser():
                         help="candles to forecast (default: 48)")
     parser.add_argument("--samples", type=_int_at_least(1, "--samples"), default=20, metavar="K",
                         help="sample paths drawn; the forecast is their mean (default: 20)")
+    parser.add_argument("--batch-size", type=_int_at_least(1, "--batch-size"), default=None, metavar="N",
+                        help="decode at most N sample paths together, to bound memory (default: all of them)")
     parser.add_argument("--quantiles", type=_quantile_list, default=(0.1, 0.5, 0.9), metavar="Q1,Q2,...",
                         help="quantile levels written next to the mean (default: 0.1,0.5,0.9)")
     parser.add_argument("--temperature", type=_positive_float("--temperature"), default=1.0, metavar="T",
@@ -539,6 +541,7 @@ def _sample_paths(forecaster, context, context_stamps, future, args):
         sample_count=args.samples,
         verbose=True,
         return_samples=True,
+        batch_size=args.batch_size,
     )
     # the forecaster always returns all six features; keep those the input has
     keep = [FEATURE_COLUMNS.index(c) for c in context.columns]
