@@ -6,10 +6,11 @@ published configs; the speed does not depend on the values), written by upstream
 by both sides, and timed in one process. Forecasts are greedy (`top_k=1`) so the two outputs can be compared;
 sampling costs the same.
 
-    python benchmarks/forecast_speed.py            # the three cases of docs/forecasting.md (about 7 minutes on 2 cores)
+    python benchmarks/forecast_speed.py            # the three cases with bars (about 7 minutes on 2 cores)
     python benchmarks/forecast_speed.py --quick    # a smaller smoke run
     python benchmarks/forecast_speed.py --cases 1 --rounds 5   # case 1, five interleaved rounds, median speed-up
     python benchmarks/forecast_speed.py --cases 3 --batch-size 4   # the batch decoded four series at a time
+    python benchmarks/forecast_speed.py --cases 4 --batch-size 8   # 32 sample paths of one series, 8 per pass
 
 Needs the upstream reference (`pip install --no-deps kronos-model-arch einops`, imported as `model`).
 
@@ -47,16 +48,20 @@ import torch
 
 from transformers_kronos.synthetic import generate_klines
 
-# (name, lookback, pred_len, series, bar): the bars are the ones the forecaster promises on 2 CPU threads
+# (name, lookback, pred_len, series, sample paths per series, bar): the bars are the ones the forecaster promises on
+# 2 CPU threads. Case 4 has no bar and runs only when asked for (`--cases 4`): upstream takes minutes there.
 CASES = [
-    ("lookback 256, pred 120, 1 series", 256, 120, 1, 20.0),
-    ("lookback 400, pred 120, 1 series (window slides)", 400, 120, 1, 5.0),
-    ("8 series x lookback 256, pred 60", 256, 60, 8, 15.0),
+    ("lookback 256, pred 120, 1 series", 256, 120, 1, 1, 20.0),
+    ("lookback 400, pred 120, 1 series (window slides)", 400, 120, 1, 1, 5.0),
+    ("8 series x lookback 256, pred 60", 256, 60, 8, 1, 15.0),
+    ("lookback 256, pred 30, 1 series x 32 sample paths", 256, 30, 1, 32, None),
 ]
+DEFAULT_CASES = 3
 QUICK_CASES = [
-    ("quick: lookback 64, pred 16, 1 series", 64, 16, 1, None),
-    ("quick: lookback 500, pred 20, 1 series (window slides)", 500, 20, 1, None),
-    ("quick: 4 series x lookback 64, pred 8", 64, 8, 4, None),
+    ("quick: lookback 64, pred 16, 1 series", 64, 16, 1, 1, None),
+    ("quick: lookback 500, pred 20, 1 series (window slides)", 500, 20, 1, 1, None),
+    ("quick: 4 series x lookback 64, pred 8", 64, 8, 4, 1, None),
+    ("quick: lookback 64, pred 8, 1 series x 8 sample paths", 64, 8, 1, 8, None),
 ]
 
 MODEL_CONFIG = dict(s1_bits=10, s2_bits=10, n_layers=8, d_model=512, n_heads=8, ff_dim=1024, ffn_dropout_p=0.25,
@@ -141,29 +146,31 @@ def load_sides(checkpoints, device):
     return ours, upstream.KronosPredictor(up_model, up_tok, device=device, max_context=512)
 
 
-def case_functions(ours, predictor, lookback, pred_len, count, batch_size=None):
+def case_functions(ours, predictor, lookback, pred_len, count, paths=1, batch_size=None):
     """
-    `(context frames, ours_fn(sliding="exact"), upstream_fn)`: one forecast of the case by each side; ours decodes
-    `batch_size` series per pass (`None`: all).
+    `(context frames, ours_fn(sliding="exact"), upstream_fn)`: one forecast of the case by each side, `paths` sample
+    paths per series (greedy, so every path is the same and the two sides can be compared; each still costs a
+    path's work); ours decodes at most `batch_size` paths per pass (`None`: all).
     """
     xs, x_tss, y_tss = (list(t) for t in zip(*series_inputs(lookback, pred_len, count)))
+    options = dict(top_k=1, sample_count=paths, verbose=False)
     if count == 1:
         def ours_fn(sliding="exact"):
-            return [ours.predict(xs[0], x_tss[0], y_tss[0], pred_len, top_k=1, verbose=False, sliding=sliding)]
+            return [ours.predict(xs[0], x_tss[0], y_tss[0], pred_len, sliding=sliding, batch_size=batch_size,
+                                 **options)]
 
         def upstream_fn():
-            return [predictor.predict(xs[0], x_tss[0], y_tss[0], pred_len, top_k=1, verbose=False)]
+            return [predictor.predict(xs[0], x_tss[0], y_tss[0], pred_len, **options)]
     else:
         def ours_fn(sliding="exact"):
-            return ours.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False, sliding=sliding,
-                                      batch_size=batch_size)
+            return ours.predict_batch(xs, x_tss, y_tss, pred_len, sliding=sliding, batch_size=batch_size, **options)
 
         def upstream_fn():
-            return predictor.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False)
+            return predictor.predict_batch(xs, x_tss, y_tss, pred_len, **options)
     return xs, ours_fn, upstream_fn
 
 
-def memory_child(checkpoints, device, threads, side, allocator, lookback, pred_len, count, batch_size):
+def memory_child(checkpoints, device, threads, side, allocator, lookback, pred_len, count, paths, batch_size):
     """The peak-memory measurement of one side and case (in a fresh process); prints the bytes as JSON."""
     from transformers.utils import logging as hf_logging
 
@@ -175,17 +182,18 @@ def memory_child(checkpoints, device, threads, side, allocator, lookback, pred_l
     ours, predictor = load_sides(checkpoints, device)
     pick = 1 if side == "ours" else 2
     batch_size = batch_size or None  # 0 on the command line
-    case_functions(ours, predictor, lookback, 2, count, batch_size)[pick]()  # warm-up: same shapes, two steps
-    fn = case_functions(ours, predictor, lookback, pred_len, count, batch_size)[pick]
+    case_functions(ours, predictor, lookback, 2, count, paths, batch_size)[pick]()  # warm-up: same shapes, two steps
+    fn = case_functions(ours, predictor, lookback, pred_len, count, paths, batch_size)[pick]
     with mem:
         fn()
     print(json.dumps({"peak": mem.growth}))
 
 
-def measure_memory(checkpoints, args, side, allocator, lookback, pred_len, count):
+def measure_memory(checkpoints, args, side, allocator, lookback, pred_len, count, paths):
     """Run [`memory_child`] in a fresh interpreter and return its peak (bytes)."""
     command = [sys.executable, os.path.abspath(__file__), "--memory-child", checkpoints, side, allocator,
-               str(lookback), str(pred_len), str(count), str(args.batch_size or 0), "--threads", str(args.threads), "--device", args.device]
+               str(lookback), str(pred_len), str(count), str(paths), str(args.batch_size or 0),
+               "--threads", str(args.threads), "--device", args.device]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the memory measurement of {side} failed:\n{done.stderr}")
@@ -200,11 +208,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="runs of our forecaster per case (best is kept)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="interleaved upstream/ours rounds per case (the median is reported)")
-    parser.add_argument("--cases", default=None, help="comma-separated case numbers to run (1-based; default all)")
+    parser.add_argument("--cases", default=None,
+                        help=f"comma-separated case numbers to run (1-{len(CASES)}; default 1-{DEFAULT_CASES})")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
-                        help="our forecaster decodes at most N series together (default: all, as upstream)")
-    parser.add_argument("--memory-child", nargs=7,
-                        metavar=("CHECKPOINTS", "SIDE", "ALLOCATOR", "LOOKBACK", "PRED_LEN", "SERIES", "BATCH_SIZE"),
+                        help="our forecaster decodes at most N sample paths (series, for one path each) together "
+                             "(default: all, as upstream)")
+    parser.add_argument("--memory-child", nargs=8,
+                        metavar=("CHECKPOINTS", "SIDE", "ALLOCATOR", "LOOKBACK", "PRED_LEN", "SERIES", "PATHS",
+                                 "BATCH_SIZE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -224,6 +235,8 @@ def main():
             print(f"error: --cases takes numbers between 1 and {len(cases)}, got {args.cases!r}", file=sys.stderr)
             sys.exit(2)
         cases = [cases[c - 1] for c in picked]
+    elif not args.quick:
+        cases = cases[:DEFAULT_CASES]
 
     try:
         import model as upstream
@@ -247,15 +260,15 @@ def run_cases(args, cases, ours, predictor, checkpoints):
     params = sum(p.numel() for p in ours.model.parameters()) / 1e6
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{args.threads} threads, device {args.device}; predictor {params:.1f}M parameters, max_context 512"
-          + (f"; ours decodes {args.batch_size} series per pass" if args.batch_size else ""))
+          + (f"; ours decodes at most {args.batch_size} paths per pass" if args.batch_size else ""))
     # warm-up: first calls pay for allocator growth and kernel selection
     _, ours_fn, upstream_fn = case_functions(ours, predictor, 32, 4, 1)
     ours_fn()
     upstream_fn()
 
     rows = []
-    for name, lookback, pred_len, count, bar in cases:
-        xs, ours_fn, upstream_fn = case_functions(ours, predictor, lookback, pred_len, count, args.batch_size)
+    for name, lookback, pred_len, count, paths, bar in cases:
+        xs, ours_fn, upstream_fn = case_functions(ours, predictor, lookback, pred_len, count, paths, args.batch_size)
         rounds = []  # (upstream s, ours s), one pair per round, the two sides timed back to back
         for _ in range(args.rounds):
             t_ours, got = timed(ours_fn, args.repeats)
@@ -276,7 +289,7 @@ def run_cases(args, cases, ours, predictor, checkpoints):
                   f"ours {min(r[1] for r in rounds):.2f}-{max(r[1] for r in rounds):.2f} s")
         print(f"  max relative difference of the forecasts: {diff:.2e}")
         row = dict(case=name, upstream=t_up, ours=t_ours, ratio=ratio, diff=diff,
-                   shape=(lookback, pred_len, count))
+                   shape=(lookback, pred_len, count, paths))
         if lookback + pred_len > 512:
             t_roll, rolled = timed(lambda: ours_fn("rolling"), args.repeats)
             scale = [float(x["close"].std()) for x in xs]
