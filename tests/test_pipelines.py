@@ -57,6 +57,41 @@ def test_pipeline_quantiles_and_seed(models):
     assert (out["close_q0.1"] <= out["close_q0.9"]).all()
 
 
+def test_pipeline_batch_size_forecasts_series_together(models, monkeypatch):
+    """`batch_size` (per call or at construction) sends that many series at a time through `predict_batch`."""
+    model, tokenizer = models
+    frames = [klines(n, seed=n) for n in (40, 28, 33)]
+    alone = KronosForecaster(model, tokenizer, device="cpu")
+    expected = [alone.predict(df, pred_len=5, top_k=1, verbose=False) for df in frames]
+    passes, predict_batch = [], KronosForecaster.predict_batch
+
+    def spy(self, df_list, *args, **kwargs):
+        passes.append(len(df_list))
+        return predict_batch(self, df_list, *args, **kwargs)
+
+    monkeypatch.setattr(KronosForecaster, "predict_batch", spy)
+    per_call = pipeline("kline-forecasting", model=model, tokenizer=tokenizer, device="cpu")
+    built = pipeline("kline-forecasting", model=model, tokenizer=tokenizer, device="cpu", batch_size=3)
+    runs = ((lambda: per_call(frames, pred_len=5, top_k=1, batch_size=2), [2, 1]),
+            (lambda: built(frames, pred_len=5, top_k=1), [3]))
+    for run, sizes in runs:
+        got = run()
+        assert passes == sizes
+        passes.clear()
+        assert len(got) == 3
+        for forecast, want in zip(got, expected):
+            # ragged series are padded and masked together: equal to each alone up to float rounding
+            np.testing.assert_allclose(forecast.to_numpy(), want.to_numpy(), rtol=1e-4, atol=1e-6)
+            assert (forecast.index == want.index).all()
+    tables = per_call(frames[:2], pred_len=5, quantile_levels=(0.5,), sample_count=3, batch_size=2)
+    assert passes == [2] and [t.shape for t in tables] == [(5, 12)] * 2
+    single = built(frames[0], pred_len=5, top_k=1)  # one input: one frame, as without batch_size
+    pd.testing.assert_frame_equal(single, expected[0])
+    for bad, error in ((0, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="batch_size"):
+            per_call(frames, pred_len=5, batch_size=bad)
+
+
 def test_pipeline_from_paths(models, tmp_path):
     model, tokenizer = models
     model.save_pretrained(tmp_path / "model")

@@ -18,7 +18,7 @@ converted), since Kronos' "tokenizer" is a network of its own rather than a text
 import pandas as pd
 from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
 
-from .forecasting import KronosForecaster
+from .forecasting import KronosForecaster, _check_batch_size
 from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 
 TASK = "kline-forecasting"
@@ -43,6 +43,10 @@ class KlineForecastingPipeline(Pipeline):
     Construction parameters: `tokenizer` (the Kronos tokenizer, required), `max_context` and `clip` (as in
     [`KronosForecaster`]).
 
+    Batching: with a list of inputs and `batch_size=N` (at construction or per call), N series at a time are
+    forecast together through [`KronosForecaster.predict_batch`] (they may differ in length; each forecast equals
+    the series' own). They must forecast the same number of candles. Each brings its `sample_count` paths.
+
     Returns:
         A `pd.DataFrame` per input, indexed by the forecast timestamps.
     """
@@ -63,6 +67,23 @@ class KlineForecastingPipeline(Pipeline):
         super().__init__(model=model, tokenizer=tokenizer, **kwargs)
         device = None if getattr(self.model, "hf_device_map", None) is not None else self.device
         self.forecaster = KronosForecaster(self.model, tokenizer, device=device, max_context=max_context, clip=clip)
+
+    def __call__(self, inputs, *args, num_workers=None, batch_size=None, **kwargs):
+        if batch_size is None:
+            batch_size = self._batch_size
+        if batch_size is not None:
+            _check_batch_size(batch_size)
+        if batch_size in (None, 1) or not isinstance(inputs, (list, tuple)) or args:
+            return super().__call__(inputs, *args, num_workers=num_workers, batch_size=1, **kwargs)
+        # transformers' batching collates tensors with a text tokenizer's padding; series are batched here instead
+        preprocess_params, forward_params, _ = self._sanitize_parameters(**kwargs)
+        preprocess_params = {**self._preprocess_params, **preprocess_params}
+        forward_params = {**self._forward_params, **forward_params}
+        prepared = [self.preprocess(item, **preprocess_params) for item in inputs]
+        forecasts = []
+        for first in range(0, len(prepared), batch_size):
+            forecasts.extend(self._forward_batch(prepared[first : first + batch_size], **forward_params))
+        return [self.postprocess({"forecast": forecast}) for forecast in forecasts]
 
     def _sanitize_parameters(self, **kwargs):
         unknown = sorted(set(kwargs) - set(_PREPROCESS_KEYS) - set(_FORWARD_KEYS))
@@ -89,6 +110,19 @@ class KlineForecastingPipeline(Pipeline):
             sampling.setdefault("sample_count", 20)
             return {"forecast": self.forecaster.predict_quantiles(**model_inputs, quantile_levels=quantile_levels, verbose=verbose, **sampling)}
         return {"forecast": self.forecaster.predict(**model_inputs, verbose=verbose, **sampling)}
+
+    def _forward_batch(self, model_inputs, quantile_levels=None, verbose=False, **sampling):
+        """[`_forward`] of several preprocessed inputs in one [`KronosForecaster.predict_batch`] pass."""
+        series = dict(
+            df_list=[m["df"] for m in model_inputs],
+            x_timestamp_list=[m["x_timestamp"] for m in model_inputs],
+            y_timestamp_list=[m["y_timestamp"] for m in model_inputs],
+            pred_len=model_inputs[0]["pred_len"],
+        )
+        if quantile_levels is not None:
+            sampling.setdefault("sample_count", 20)
+            return self.forecaster.predict_quantiles_batch(**series, quantile_levels=quantile_levels, verbose=verbose, **sampling)
+        return self.forecaster.predict_batch(**series, verbose=verbose, **sampling)
 
     def postprocess(self, model_outputs):
         return model_outputs["forecast"]
