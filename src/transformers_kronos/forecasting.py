@@ -533,8 +533,9 @@ class KronosForecaster:
                 upstream). Memory grows with the paths decoded together: their key/value cache takes about
                 `2 * (n_layers + 1) * d_model * 4` bytes per candle (context plus forecast) and path in float32,
                 37 KB for Kronos-small. Smaller passes bound it at some cost in speed: every pass encodes the context
-                again and streams the weights once per step. Greedy forecasts do not depend on it; sampled paths do
-                (each pass draws its own random numbers, so one seed gives other paths than without `batch_size`).
+                again and streams the weights once per step. Greedy forecasts do not depend on it beyond float
+                rounding; sampled paths do (each pass draws its own random numbers, so one seed gives other paths
+                than without `batch_size`).
 
         Returns:
             `pd.DataFrame` with columns open, high, low, close, volume, amount indexed by the forecast timestamps;
