@@ -26,6 +26,7 @@ from transformers_kronos.modeling_kronos import (
     KronosCache,
     KronosDirectSteps,
     KronosLinear,
+    KronosPathCache,
     KronosRotaryEmbedding,
     apply_rotary,
     build_attention_mask,
@@ -423,6 +424,75 @@ def test_apply_rotary_is_the_rotate_half_form():
     sin = torch.cat((angles, angles), -1).sin()
     half = torch.cat((-x[..., 8:], x[..., :8]), -1)
     assert torch.equal(apply_rotary(x, cos, signed_sin), x * cos + half * sin)
+
+
+def test_path_cache_attention_equals_the_repeated_prompt():
+    """Attention over a KronosPathCache equals SDPA over the prompt repeated for every path, padding included."""
+    torch.manual_seed(0)
+    series, paths, heads, dim, prompt_len = 2, 3, 4, 8, 7
+    prompt = KronosCache(prompt_len)
+    prompt_key, prompt_value = torch.randn(series, heads, prompt_len, dim), torch.randn(series, heads, prompt_len, dim)
+    prompt.update(0, prompt_key, prompt_value)
+    prompt.advance(prompt_len)
+    mask = torch.ones(series, prompt_len, dtype=torch.long)
+    mask[1, :3] = 0  # the second series is left-padded
+    cache = KronosPathCache(prompt, paths, max_new=4, prompt_mask=mask)
+    rows = series * paths
+    repeated_key, repeated_value = prompt_key.repeat_interleave(paths, 0), prompt_value.repeat_interleave(paths, 0)
+    keep = mask.bool().repeat_interleave(paths, 0)
+    query = torch.randn(rows, heads, 1, dim)
+    # before any generated position (the dependency layer's first read)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query, repeated_key, repeated_value, attn_mask=keep[:, None, None, :]
+    )
+    torch.testing.assert_close(cache.read(0).attend(query), expected, atol=1e-6, rtol=1e-5)
+    for step in range(4):
+        key, value, query = (torch.randn(rows, heads, 1, dim) for _ in range(3))
+        got = cache.update(0, key, value).attend(query)
+        repeated_key = torch.cat([repeated_key, key], dim=2)
+        repeated_value = torch.cat([repeated_value, value], dim=2)
+        keep = torch.cat([keep, torch.ones(rows, 1, dtype=torch.bool)], dim=1)
+        expected = torch.nn.functional.scaled_dot_product_attention(
+            query, repeated_key, repeated_value, attn_mask=keep[:, None, None, :]
+        )
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+        cache.advance(1)
+    assert cache.length == prompt_len + 4 and cache.position_offset == prompt_len + 4
+    assert cache.prompt_keys[0].shape[0] == series  # the prompt is held once per series
+    with pytest.raises(ValueError, match="full"):
+        cache.update(0, key, value)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_sample_paths_share_the_prompt_cache(monkeypatch, padded):
+    """Decoding paths over one shared prompt gives the logits and tokens of repeating the prompt for every path."""
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS["tiny"]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, batch=2, length=9)
+    mask = None
+    if padded:
+        mask = torch.ones(2, 9, dtype=torch.long)
+        mask[0, :4] = 0
+    future = inputs_for(config, batch=2, length=6, seed=1)[2]
+    built = []
+    init = KronosPathCache.__init__
+    monkeypatch.setattr(KronosPathCache, "__init__", lambda self, *a, **k: built.append(self) or init(self, *a, **k))
+    runs = {}
+    for share in (True, False):
+        monkeypatch.setattr(KronosForTokenPrediction, "_share_prompt_across_paths", share)
+        for sampling in (dict(top_k=1), dict(top_p=0.9)):
+            runs[share, sampling.get("top_k", 0)] = _recorded_generation(
+                model, monkeypatch, s1_ids=s1, s2_ids=s2, stamp=stamp, future_stamp=future, pred_len=6,
+                attention_mask=mask, sample_count=4, **sampling,
+            )
+    assert len(built) == 2  # the two shared runs, not the repeated ones
+    for top_k in (1, 0):
+        shared, repeated = runs[True, top_k], runs[False, top_k]
+        assert torch.equal(shared[0], repeated[0]) and torch.equal(shared[1], repeated[1])
+        for a, b in zip(shared[2], repeated[2]):
+            torch.testing.assert_close(a, b, atol=ATOL, rtol=1e-5)
+    assert not torch.equal(runs[True, 0][0], runs[True, 1][0])  # sampling did sample
 
 
 def _recorded_generation(model, monkeypatch, **kwargs):

@@ -186,6 +186,138 @@ class KronosCache:
         return self
 
 
+class KronosPathKV:
+    """
+    What one layer attends to in a [`KronosPathCache`]: the prompt's keys and values, one row per series, and each
+    sample path's own generated ones.
+
+    Args:
+        prompt_key, prompt_value (`torch.Tensor` of shape `(series, heads, prompt_len, head_dim)`)
+        key, value (`torch.Tensor` of shape `(series * paths, heads, new, head_dim)` or `None`): Generated positions.
+        paths (`int`): Sample paths per series (rows are series-major: `b * paths + s`).
+        prompt_keep (`torch.Tensor` of shape `(series, 1, 1, prompt_len)`, *optional*): `True` where a prompt
+            position is real (not left padding).
+    """
+
+    def __init__(self, prompt_key, prompt_value, key, value, paths, prompt_keep=None):
+        self.prompt_key, self.prompt_value = prompt_key, prompt_value
+        self.key, self.value = key, value
+        self.paths = paths
+        self.prompt_keep = prompt_keep
+
+    def attend(self, query):
+        """
+        Scaled dot-product attention of `query` `(series * paths, heads, 1, head_dim)` over the prompt and the
+        path's generated positions → `(series * paths, heads, 1, head_dim)`.
+
+        The two parts are computed apart and merged through their softmax maxima and normalisers, which is the
+        attention over both up to float rounding. The prompt's part takes every path of a series as one query row
+        of a single product, so its keys and values are read once per series instead of once per path.
+        """
+        rows, heads, q_len, dim = query.shape
+        if q_len != 1:
+            raise ValueError(f"KronosPathKV attends one new position per path, got {q_len}")
+        series = rows // self.paths
+        scale = 1.0 / math.sqrt(dim)
+        q = query.float()
+
+        def per_path(t):  # (series, heads, paths, n) → (series * paths, heads, 1, n)
+            return t.transpose(1, 2).reshape(rows, heads, 1, t.shape[-1])
+
+        shared = q.reshape(series, self.paths, heads, dim).transpose(1, 2)
+        scores = torch.matmul(shared, self.prompt_key.float().transpose(-1, -2)) * scale
+        if self.prompt_keep is not None:
+            scores = scores.masked_fill(~self.prompt_keep, float("-inf"))
+        top = scores.amax(dim=-1, keepdim=True)
+        weights = torch.exp(scores - top)
+        total = weights.sum(dim=-1, keepdim=True)
+        out = torch.matmul(weights, self.prompt_value.float())
+        top, total, out = per_path(top), per_path(total), per_path(out)
+        if self.key is not None:
+            scores = torch.matmul(q, self.key.float().transpose(-1, -2)) * scale
+            top_new = scores.amax(dim=-1, keepdim=True)
+            weights = torch.exp(scores - top_new)
+            both = torch.maximum(top, top_new)
+            old, new = torch.exp(top - both), torch.exp(top_new - both)
+            out = out * old + torch.matmul(weights, self.value.float()) * new
+            total = total * old + weights.sum(dim=-1, keepdim=True) * new
+        return (out / total).to(query.dtype)
+
+
+class KronosPathCache:
+    """
+    Key/value cache for sample paths that share their prompt: the prompt's keys and values are held once per series
+    (every path of a series starts from the same prompt), the generated positions once per path.
+
+    A [`KronosCache`] with the prompt repeated for every path holds `paths` copies of it, and every decoding step
+    reads all of them. Here a step reads the prompt once per series (see [`KronosPathKV.attend`]) and the cache
+    holds the prompt once. Layers call `update(...).attend(query)` instead of attending over `update`'s keys.
+
+    Args:
+        prompt (`KronosCache`): The prompt's cache, one row per series, every position written and committed.
+        paths (`int`): Sample paths per series; rows are series-major (`b * paths + s`).
+        max_new (`int`): Generated positions it can hold.
+        prompt_mask (`torch.Tensor` of shape `(series, prompt_len)`, *optional*): 1 = real, 0 = left padding.
+    """
+
+    rolling = False
+
+    def __init__(self, prompt, paths, max_new, prompt_mask=None):
+        self.paths = int(paths)
+        self.max_new = int(max_new)
+        self.prompt_length = prompt.length
+        self.prompt_keys = {idx: buf.narrow(2, 0, prompt.length) for idx, buf in prompt.keys.items()}
+        self.prompt_values = {idx: buf.narrow(2, 0, prompt.length) for idx, buf in prompt.values.items()}
+        self.prompt_mask = prompt_mask
+        self._keep = {}  # the prompt mask as attention takes it, per device
+        self.keys = {}
+        self.values = {}
+        self.new = 0  # generated positions committed
+        self.position_offset = prompt.position_offset
+
+    @property
+    def length(self):
+        """Positions visible to a path: the prompt and its generated ones."""
+        return self.prompt_length + self.new
+
+    def get_seq_length(self):
+        return self.length
+
+    def _path_kv(self, layer_idx, new):
+        prompt_key = self.prompt_keys[layer_idx]
+        keep = None
+        if self.prompt_mask is not None:
+            device = prompt_key.device
+            if device not in self._keep:
+                self._keep[device] = self.prompt_mask.to(device=device, dtype=torch.bool)[:, None, None, :]
+            keep = self._keep[device]
+        key = value = None
+        if new:
+            key, value = self.keys[layer_idx].narrow(2, 0, new), self.values[layer_idx].narrow(2, 0, new)
+        return KronosPathKV(prompt_key, self.prompt_values[layer_idx], key, value, self.paths, keep)
+
+    def update(self, layer_idx, key, value):
+        """Store the generated `key`/`value` `(series * paths, heads, new, head_dim)`; return a [`KronosPathKV`]."""
+        new = key.shape[-2]
+        if self.new + new > self.max_new:
+            raise ValueError(f"KronosPathCache is full ({self.new} + {new} > {self.max_new} generated positions)")
+        if layer_idx not in self.keys:
+            shape = (key.shape[0], key.shape[1], self.max_new, key.shape[-1])
+            self.keys[layer_idx], self.values[layer_idx] = key.new_empty(shape), value.new_empty(shape)
+        self.keys[layer_idx].narrow(2, self.new, new).copy_(key)
+        self.values[layer_idx].narrow(2, self.new, new).copy_(value)
+        return self._path_kv(layer_idx, self.new + new)
+
+    def read(self, layer_idx):
+        """Everything committed for a layer, as a [`KronosPathKV`]."""
+        return self._path_kv(layer_idx, self.new)
+
+    def advance(self, new):
+        """Commit `new` generated positions (once per pass, after every layer wrote them)."""
+        self.new += new
+        self.position_offset += new
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Building blocks
 # --------------------------------------------------------------------------------------------------------------------
@@ -491,6 +623,8 @@ class KronosAttention(KronosAttentionBase):
         value = self._split(self.v_proj(hidden_states))
         cos, sin = (t.to(device=query.device, dtype=query.dtype) for t in position_embeddings)
         query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
+        if isinstance(cache, KronosPathCache):
+            return self._merge(cache.update(self.layer_idx, key, value).attend(query))
         if cache is not None:
             key, value = cache.update(self.layer_idx, key, value)
         mask, is_causal = build_attention_mask(attention_mask, q_len, key.shape[-2], causal=True)
@@ -519,10 +653,13 @@ class KronosCrossAttention(KronosAttentionBase):
             query (`torch.Tensor` of shape `(batch, q_len, d_model)`): Embeddings of the conditioning s1 tokens.
             key_value (`torch.Tensor` of shape `(batch, k_len, d_model)`): The context.
             attention_mask (`torch.Tensor` of shape `(batch, k_len)`, *optional*): 1 = real, 0 = padding.
-            kv (`tuple`, *optional*): Precomputed `project_kv(context)` (cached), used instead of `key_value`.
+            kv (`tuple` or [`KronosPathKV`], *optional*): Precomputed `project_kv(context)` (cached), used instead
+                of `key_value`.
         """
         q_len = query.shape[1]
         q = self._split(self.q_proj(_to_module(query, self.q_proj, cast=True)))
+        if isinstance(kv, KronosPathKV):
+            return self._merge(kv.attend(q))  # one query: no rotary, no mask (as below)
         if kv is not None:
             k, v = (t.to(q.device) for t in kv)
         else:
@@ -1314,9 +1451,12 @@ class KronosDirectSteps(KronosModuleSteps):
 
     def s2_logits(self, last, s1_ids, kv, attention_mask):
         query = self._heads(self._linear(F.embedding(s1_ids, self.emb_s1), self.dep_q), self.dep_heads)
-        key, value = kv
-        mask, is_causal = build_attention_mask(attention_mask, 1, key.shape[-2], causal=False, top_left=True)
-        out = attend(self.config, query, key, value, mask, is_causal, 0.0, False)
+        if isinstance(kv, KronosPathKV):
+            out = kv.attend(query)
+        else:
+            key, value = kv
+            mask, is_causal = build_attention_mask(attention_mask, 1, key.shape[-2], causal=False, top_left=True)
+            out = attend(self.config, query, key, value, mask, is_causal, 0.0, False)
         attn = self._merge(out, self.dep_out)
         return self._linear(rms_norm(last + attn, *self.dep_norm), self.head_s2)[:, -1]
 
@@ -1332,15 +1472,19 @@ class KronosDirectSteps(KronosModuleSteps):
         hidden_states = hidden_states + calendar
         position = cache.position_offset
         cos, sin = self.cos[:, :, position : position + 1], self.signed_sin[:, :, position : position + 1]
+        shared = isinstance(cache, KronosPathCache)
         for norm1, qkv, out_proj, norm2, w1, w3, w2, layer_idx, heads in self.layers:
             normed = rms_norm(hidden_states, *norm1)
             query = self._heads(linear(normed, qkv[0]), heads)
             key = self._heads(linear(normed, qkv[1]), heads)
             value = self._heads(linear(normed, qkv[2]), heads)
             query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
-            key, value = cache.update(layer_idx, key, value)
-            mask, is_causal = build_attention_mask(attention_mask, 1, key.shape[-2], causal=True)
-            out = attend(self.config, query, key, value, mask, is_causal, 0.0, False)
+            if shared:
+                out = cache.update(layer_idx, key, value).attend(query)
+            else:
+                key, value = cache.update(layer_idx, key, value)
+                mask, is_causal = build_attention_mask(attention_mask, 1, key.shape[-2], causal=True)
+                out = attend(self.config, query, key, value, mask, is_causal, 0.0, False)
             hidden_states = hidden_states + self._merge(out, out_proj)
             normed = rms_norm(hidden_states, *norm2)
             hidden_states = hidden_states + linear(F.silu(linear(normed, w1)) * linear(normed, w3), w2)
@@ -1368,6 +1512,9 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
     config_class = KronosConfig
     # positions (series x prompt length) that `generate_tokens` runs through the backbone in one pass
     _prompt_positions_per_pass = 512
+    # sample paths of a series share their prompt's keys and values while decoding (KronosPathCache); False repeats
+    # them for every path (the tests compare the two)
+    _share_prompt_across_paths = True
     # kept in float32 under bfloat16/float16 loads (patterns on parameter names): the RMSNorm weights and the dual
     # head; measured in docs/big-model-inference.md (benchmarks/dtype_fidelity.py), they cost <2% of the weights
     _keep_in_fp32_modules_strict = ["norm", "head"]
@@ -1634,13 +1781,17 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         dep = self.dep_layer.cross_attn
         # never more positions than the forecast can use (the last sampled token is never fed back): the buffers are
         # allocated up front
-        cache = KronosCache(min(max_context, total - 1), rolling=sliding == "rolling")
+        capacity = min(max_context, total - 1)
+        start = max(0, prompt_len - max_context)
+        window = prompt_len - start
+        # several paths per series share the prompt's keys and values (KronosPathCache) instead of repeating them;
+        # a rolling cache drops prompt positions path by path, so it keeps the repeated layout
+        shared = sample_count > 1 and sliding == "exact" and not self.training and self._share_prompt_across_paths
+        cache = KronosCache(window if shared else capacity, rolling=sliding == "rolling")
 
         # encode the prompt's last window once per series, then share it across the paths; a few series per pass,
         # since the activations of a whole batch's prompts (the feed-forward layer alone holds three ff_dim-wide
         # tensors per position) would otherwise outweigh the cache itself
-        start = max(0, prompt_len - max_context)
-        window = prompt_len - start
         per_pass = max(1, self._prompt_positions_per_pass // window)
         prompt_mask = window_mask(prompt_len, window)
         last = []
@@ -1660,8 +1811,11 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         del rows_cache  # it shares the cache's buffers, which exact sliding frees later
         cache.advance(window)
         last = torch.cat(last)
+        if shared:
+            cache = KronosPathCache(cache, sample_count, capacity - window, prompt_mask)
         if sample_count > 1:
-            cache.repeat_interleave(sample_count)
+            if not shared:
+                cache.repeat_interleave(sample_count)
             full_stamp = full_stamp.repeat_interleave(sample_count, dim=0)
             if full_mask is not None:
                 full_mask = full_mask.repeat_interleave(sample_count, dim=0)
