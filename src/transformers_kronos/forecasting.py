@@ -531,9 +531,9 @@ class KronosForecaster:
             generator (`torch.Generator`, *optional*): Source of randomness (else torch's global RNG).
             batch_size (`int`, *optional*): Decode at most this many sample paths together (`None`: all of them, as
                 upstream). Memory grows with the paths decoded together: their key/value cache takes about
-                `2 * (n_layers + 1) * d_model * 4` bytes per candle (context plus forecast) and path in float32,
-                37 KB for Kronos-small. Smaller passes bound it at some cost in speed: every pass encodes the context
-                again and streams the weights once per step. Greedy forecasts do not depend on it beyond float
+                `2 * (n_layers + 1) * d_model * 4` bytes in float32 (37 KB for Kronos-small) per context candle and
+                series (the paths of a series share it) and per forecast candle and path. Smaller passes bound it at
+                some cost in speed: every pass encodes the context again and streams the weights once per step. Greedy forecasts do not depend on it beyond float
                 rounding; sampled paths do (each pass draws its own random numbers, so one seed gives other paths
                 than without `batch_size`).
 
