@@ -166,17 +166,17 @@ def _check_batch_size(batch_size):
 def _plan_passes(count, sample_count, batch_size):
     """
     How [`KronosForecaster._generate`] splits `count` series of `sample_count` paths each into passes of at most
-    `batch_size` paths: a list of `(first, stop, paths)`, one per pass, decoding `paths` paths of each of the series
-    `first:stop`. Series stay whole while their paths fit in a pass; a series with more paths than that is decoded
-    alone, its paths spread over several passes.
+    `batch_size` paths: a list of `(first, stop, done, paths)`, one per pass, decoding paths `done : done + paths` of
+    each of the series `first:stop`. Series stay whole while their paths fit in a pass; a series with more paths
+    than that is decoded alone, its paths spread over several passes.
     """
     if batch_size is None:
-        return [(0, count, sample_count)]
+        return [(0, count, 0, sample_count)]
     if sample_count <= batch_size:
         per_pass = batch_size // sample_count
-        return [(first, min(first + per_pass, count), sample_count) for first in range(0, count, per_pass)]
+        return [(first, min(first + per_pass, count), 0, sample_count) for first in range(0, count, per_pass)]
     return [
-        (index, index + 1, min(batch_size, sample_count - done))
+        (index, index + 1, done, min(batch_size, sample_count - done))
         for index in range(count)
         for done in range(0, sample_count, batch_size)
     ]
@@ -420,14 +420,11 @@ class KronosForecaster:
         self.model.eval()
         self.tokenizer.eval()
         paths = np.empty((len(series), sample_count, pred_len, len(FEATURE_COLUMNS)), dtype=np.float32)
-        filled = [0] * len(series)  # paths decoded so far, per series
         with tqdm(total=pred_len * len(passes), disable=not verbose, desc="Kronos forecast", unit="step") as bar:
-            for first, stop, count in passes:
-                done = filled[first]
+            for first, stop, done, count in passes:
                 paths[first:stop, done : done + count] = self._generate_pass(
                     series[first:stop], pred_len, T, top_k, top_p, count, sliding, generator, bar
                 )
-                filled[first:stop] = [done + count] * (stop - first)
         return paths
 
     def _generate_pass(self, series, pred_len, T, top_k, top_p, sample_count, sliding, generator, bar):
