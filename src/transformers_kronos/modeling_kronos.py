@@ -1813,9 +1813,9 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         last = torch.cat(last)
         if shared:
             cache = KronosPathCache(cache, sample_count, capacity - window, prompt_mask)
+        elif sample_count > 1:
+            cache.repeat_interleave(sample_count)
         if sample_count > 1:
-            if not shared:
-                cache.repeat_interleave(sample_count)
             full_stamp = full_stamp.repeat_interleave(sample_count, dim=0)
             if full_mask is not None:
                 full_mask = full_mask.repeat_interleave(sample_count, dim=0)
