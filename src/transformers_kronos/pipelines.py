@@ -107,7 +107,6 @@ class KlineForecastingPipeline(Pipeline):
 
     def _forward(self, model_inputs, quantile_levels=None, verbose=False, **sampling):
         if quantile_levels is not None:
-            sampling.setdefault("sample_count", 20)
             return {"forecast": self.forecaster.predict_quantiles(**model_inputs, quantile_levels=quantile_levels, verbose=verbose, **sampling)}
         return {"forecast": self.forecaster.predict(**model_inputs, verbose=verbose, **sampling)}
 
@@ -120,7 +119,6 @@ class KlineForecastingPipeline(Pipeline):
             pred_len=model_inputs[0]["pred_len"],
         )
         if quantile_levels is not None:
-            sampling.setdefault("sample_count", 20)
             return self.forecaster.predict_quantiles_batch(**series, quantile_levels=quantile_levels, verbose=verbose, **sampling)
         return self.forecaster.predict_batch(**series, verbose=verbose, **sampling)
 
