@@ -530,9 +530,9 @@ class KronosForecaster:
                 upstream). Memory grows with the paths decoded together: their key/value cache takes about
                 `2 * (n_layers + 1) * d_model * 4` bytes in float32 (37 KB for Kronos-small) per context candle and
                 series (the paths of a series share it) and per forecast candle and path. Smaller passes bound it at
-                some cost in speed: every pass encodes the context again and streams the weights once per step. Greedy forecasts do not depend on it beyond float
-                rounding; sampled paths do (each pass draws its own random numbers, so one seed gives other paths
-                than without `batch_size`).
+                some cost in speed: every pass encodes the context again and streams the weights once per step.
+                Greedy forecasts do not depend on it beyond float rounding; sampled paths do (each pass draws its own
+                random numbers, so one seed gives other paths than without `batch_size`).
 
         Returns:
             `pd.DataFrame` with columns open, high, low, close, volume, amount indexed by the forecast timestamps;
@@ -636,8 +636,9 @@ class KronosForecaster:
 
         Args:
             quantile_levels (`tuple[float]`): Levels strictly between 0 and 1.
-            sample_count (`int`, defaults to 20): Paths the quantiles are estimated from. Many paths (for tail
-                quantiles) hold a key/value cache each: `batch_size` bounds how many are decoded together.
+            sample_count (`int`, defaults to 20): Paths the quantiles are estimated from. The paths share the
+                context's key/value cache, but each holds its forecast's: for thousands of paths (tail quantiles),
+                `batch_size` bounds how many are decoded together.
             Other arguments: as in [`predict`].
 
         Returns:
