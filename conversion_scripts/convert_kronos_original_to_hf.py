@@ -46,7 +46,7 @@ def build_parser():
                         help="storage dtype of the weights (default: as stored in the source)")
     parser.add_argument("--verify", action="store_true",
                         help="compare with the upstream implementation on random inputs (needs it installed)")
-    parser.add_argument("--force", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--force", action="store_true", help="replace an existing output directory (an empty one or a Kronos checkpoint only)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="accept a pickled pytorch_model.bin (read with torch.load(weights_only=True))")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the result to this Hub repo")

@@ -432,11 +432,37 @@ def test_failed_verification_leaves_nothing(upstream_checkpoint, tmp_path, monke
     with pytest.raises(ValueError, match="verification failed: s1 logits differ from upstream by 0"):
         convert_checkpoint(src, tmp_path / "a" / "b" / "out", verify=True)
     assert list(tmp_path.iterdir()) == []
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "keep.txt").write_text("an earlier conversion")
+    convert_checkpoint(src, tmp_path / "out")  # an earlier conversion, which a failed one must leave as it was
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
     with pytest.raises(ValueError, match="verification failed"):
         convert_checkpoint(src, tmp_path / "out", verify=True, force=True)
-    assert [p.name for p in tmp_path.iterdir()] == ["out"] and os.listdir(tmp_path / "out") == ["keep.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+
+
+def test_force_replaces_only_checkpoints(upstream_checkpoint, tmp_path, monkeypatch):
+    """`--force` replaces an earlier checkpoint or an empty directory, never a mistyped path's unrelated files."""
+    src, _ = upstream_checkpoint("model", TINY_MODEL_CONFIGS["tiny"])
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("not a checkpoint")
+    monkeypatch.chdir(work)
+    for output in ("", "   ", None, 3):
+        with pytest.raises(ValueError, match="must be a directory path"):
+            convert_checkpoint(src, output, force=True)
+    for output in (".", work):
+        with pytest.raises(ValueError, match="refusing to replace .*not a Kronos checkpoint directory"):
+            convert_checkpoint(src, output, force=True)
+    (work / "file.bin").write_bytes(b"data")
+    (work / "link").symlink_to(tmp_path / "elsewhere")
+    for output in ("file.bin", "link"):
+        with pytest.raises(ValueError, match="exists and is not a directory"):
+            convert_checkpoint(src, output, force=True)
+    assert sorted(os.listdir(work)) == ["file.bin", "link", "notes.txt"]
+    assert (work / "notes.txt").read_text() == "not a checkpoint" and (work / "file.bin").read_bytes() == b"data"
+    (work / "empty").mkdir()
+    convert_checkpoint(src, "empty", force=True)
+    assert set(os.listdir(work / "empty")) == EXPECTED_FILES
 
 
 def test_output_around_the_source_is_refused(upstream_checkpoint, tmp_path):

@@ -502,6 +502,24 @@ def _check_push_target(push_to_hub):
         raise ValueError("cannot push to the Hub with HF_HUB_OFFLINE set")
 
 
+def _check_replaceable(dst):
+    """
+    Raise unless `force=True` may replace `dst`: an empty directory or a Kronos checkpoint (a `config.json` that
+    [`detect_config`] reads), so that a mistyped output path never deletes unrelated files.
+    """
+    if dst.is_symlink() or not dst.is_dir():
+        raise ValueError(f"the output {str(dst)!r} exists and is not a directory; choose another output")
+    if not any(dst.iterdir()):
+        return
+    try:
+        detect_config(read_source_config(dst))
+    except ValueError:
+        raise ValueError(
+            f"refusing to replace {str(dst)!r}: it is not a Kronos checkpoint directory (no Kronos {CONFIG_NAME}); "
+            "choose another output, or remove it yourself"
+        ) from None
+
+
 def convert_checkpoint(
     src,
     dst,
@@ -530,7 +548,7 @@ def convert_checkpoint(
             default the dtype the source stores its weights in.
         verify (`bool`): Compare the converted checkpoint with the upstream network on random inputs (needs the
             upstream reference installed, importable as `model`).
-        force (`bool`): Replace an existing `dst`.
+        force (`bool`): Replace an existing `dst`, if it is an empty directory or a Kronos checkpoint.
         allow_pickle (`bool`): Accept a pickled `pytorch_model.bin` when the source has no `model.safetensors`.
         push_to_hub (`str`, *optional*): Upload the converted folder to this Hub repo id (created if missing).
         revision (`str`, *optional*): Branch, tag or commit of a Hub `src`.
@@ -546,9 +564,12 @@ def convert_checkpoint(
     if max_context is not None and (isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 1):
         raise ValueError(f"`max_context` must be a positive integer, got {max_context!r}")
     _check_push_target(push_to_hub)
+    if not isinstance(dst, (str, os.PathLike)) or not str(dst).strip():
+        raise ValueError(f"the output must be a directory path, got {dst!r}")
     dst = Path(dst).absolute()
-    if dst.exists() and not force:
-        raise ValueError(f"the output {str(dst)!r} already exists; pass --force / force=True to replace it")
+    if dst.exists() or dst.is_symlink():
+        if not force:
+            raise ValueError(f"the output {str(dst)!r} already exists; pass --force / force=True to replace it")
 
     local_dir, repo_id = resolve_source(src, revision=revision, cache_dir=cache_dir)
     source_dir = Path(local_dir).resolve()
@@ -556,6 +577,8 @@ def convert_checkpoint(
         raise ValueError("the output directory must differ from the checkpoint directory")
     if dst.resolve() in source_dir.parents:
         raise ValueError("the output directory must not contain the checkpoint directory (it would be replaced)")
+    if dst.exists() or dst.is_symlink():
+        _check_replaceable(dst)
     raw = read_source_config(local_dir)
     kind, config = detect_config(raw, kind)
     if max_context is not None:
