@@ -339,6 +339,54 @@ def test_output_must_not_overwrite_the_input(tmp_path, capsys):
     assert csv.read_bytes() == before and files_in(tmp_path) == ["in.csv"]
 
 
+def test_output_targets_are_checked_before_forecasting(tiny_checkpoints, history_csv, tmp_path, monkeypatch, capsys):
+    """Special files are refused, links are written through, and a bad folder fails before the forecast runs."""
+    import transformers_kronos.cli as cli
+
+    model, tokenizer = tiny_checkpoints
+    base = ["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--pred-len", 2, "--samples", 1]
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "afile").write_text("a file, not a folder")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the forecast ran although its output could not be written")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "_sample_paths", never)
+        for flags, message in (
+            (["--output", tmp_path / "pipe"], "exists and is not a regular file"),
+            (["--output", tmp_path / "afile" / "x.csv"], "afile is not a directory"),
+            (["--output", tmp_path / "o.csv", "--plot", tmp_path / "afile" / "d" / "x.png"], "afile is not a directory"),
+            (["--output", tmp_path], "is a directory"),
+        ):
+            status, _, err = run_cli(base + flags, capsys)
+            assert status == 2 and message in err and err.count("\n") == 1, (flags, err)
+    assert files_in(tmp_path) == ["afile", "pipe"] and (tmp_path / "pipe").is_fifo()
+
+    # a link is followed: its target gets the forecast and the link stays a link
+    (tmp_path / "real.csv").write_text("old\n")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "real.csv")
+    status, _, _ = run_cli(base + ["--output", tmp_path / "link.csv"], capsys)
+    assert status == 0 and (tmp_path / "link.csv").is_symlink()
+    assert pd.read_csv(tmp_path / "real.csv").shape[0] == 2
+
+
+def test_failed_write_removes_the_folders_it_made(tiny_checkpoints, history_csv, tmp_path, monkeypatch, capsys):
+    import transformers_kronos.cli as cli
+
+    def full_disk(frame, path, **kwargs):
+        Path(path).write_text("half a fi")
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    model, tokenizer = tiny_checkpoints
+    status, _, err = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--pred-len", 2,
+                              "--samples", 1, "--output", tmp_path / "new" / "deeper" / "f.csv"], capsys)
+    assert status == 2 and f"could not write {tmp_path / 'new' / 'deeper' / 'f.csv'}: No space left on device" in err
+    assert ".f." not in err, "the temporary file's name leaked into the message"
+    assert files_in(tmp_path) == []
+
+
 def test_cuda_requested_without_cuda(tiny_checkpoints, history_csv, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")

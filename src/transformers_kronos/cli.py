@@ -19,7 +19,6 @@ import contextlib
 import math
 import os
 import re
-import shutil
 import sys
 import tempfile
 import warnings
@@ -430,10 +429,37 @@ def _one_line(err):
     return text if text else type(err).__name__
 
 
+def _check_target(name, target):
+    """
+    The file that `--output`/`--plot` `target` names (symbolic links followed), checked before the forecast runs: it
+    must be a regular file or not exist yet, in a folder that exists or can be made.
+    """
+    real = Path(os.path.realpath(target))
+    if real.is_dir():
+        raise CliError(f"{name} {target}: is a directory")
+    if real.exists() and not real.is_file():
+        raise CliError(f"{name} {target}: exists and is not a regular file")
+    folder = real.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CliError(f"{name} {target}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CliError(f"{name} {target}: {folder} is not writable")
+    return real
+
+
+def _make_folders(folder, created):
+    """Make `folder` and its missing parents, appending each one made to `created` (outermost first)."""
+    missing = [p for p in (*reversed(folder.parents), folder) if not p.exists()]
+    for path in missing:
+        path.mkdir()
+        created.append(path)
+
+
 def _temporary_sibling(target):
-    """An empty temporary file next to `target` (or in the temp directory while its folder does not exist yet)."""
-    folder = target.parent if target.parent.is_dir() else None
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=folder)
+    """An empty temporary file next to `target`, in the same folder so that it can replace `target` atomically."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -449,10 +475,10 @@ def run(args, stdout=None, stderr=None):
     plot = Path(args.plot).expanduser() if args.plot else None
     if plot is not None and plot.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
         raise CliError(f"--plot {args.plot}: use a .png, .jpg, .pdf or .svg file name")
-    for name, target in (("--output", output), ("--plot", plot)):
-        if target is not None and target.is_dir():
-            raise CliError(f"{name} {target}: is a directory")
-    if plot is not None and plot.resolve() == output.resolve():
+    # checked now, not after minutes of forecasting; the files written are the links' targets
+    output = _check_target("--output", output)
+    plot = _check_target("--plot", plot) if plot is not None else None
+    if plot is not None and plot == output:
         raise CliError("--output and --plot name the same file")
     for name, target in (("--output", output), ("--plot", plot)):
         if target is not None and target.resolve() == Path(args.csv).expanduser().resolve():
@@ -490,9 +516,13 @@ def run(args, stdout=None, stderr=None):
     columns = list(context.columns)
     result = forecast_frame(samples, columns, future, args.quantiles)
 
-    # write everything to temporary files first, move into place only when all of it worked
-    written = []
+    # write everything to temporary files first, move into place only when all of it worked; a failure leaves
+    # neither them nor the folders made for them
+    written, created, done = [], [], False
     try:
+        for final in (output, plot):
+            if final is not None:
+                _make_folders(final.parent, created)
         tmp_csv = _temporary_sibling(output)
         written.append(tmp_csv)
         result.to_csv(tmp_csv, index=False, float_format="%.8g")
@@ -508,16 +538,23 @@ def run(args, stdout=None, stderr=None):
             tmp_plot = _temporary_sibling(plot)
             written.append(tmp_plot)
             plot_forecast(history, result, samples=samples[:, :, columns.index("close")], title=title, path=tmp_plot)
-        for final in (output, plot):
-            if final is not None:
-                final.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(tmp_csv, output)
+        os.replace(tmp_csv, output)
         if tmp_plot is not None:
-            shutil.move(tmp_plot, plot)
+            os.replace(tmp_plot, plot)
         written.clear()
+        done = True
+    except OSError as err:  # the temporary names mean nothing to the user
+        raise CliError(f"could not write {output if plot is None else f'{output} and {plot}'}: "
+                       f"{err.strerror or _one_line(err)}") from None
     finally:
         for leftover in written:
             leftover.unlink(missing_ok=True)
+        if not done:
+            for folder in reversed(created):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
     print(f"wrote {output} ({len(result)} candles: mean" + (
         f" and quantiles {', '.join(f'{q:g}' for q in args.quantiles)})" if args.quantiles else ")"), file=stdout)
