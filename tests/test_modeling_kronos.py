@@ -712,3 +712,16 @@ def test_wrong_kind_of_upstream_checkpoint(upstream_checkpoint):
     path, _ = upstream_checkpoint("tokenizer", TINY_TOKENIZER_CONFIGS["tiny"])
     with pytest.raises(ValueError, match="KronosTokenizerModel"):
         KronosForTokenPrediction.from_pretrained(path)
+
+
+def test_wrong_kind_of_converted_checkpoint(tmp_path):
+    """transformers would load the other network with every weight missing (random); a clear error instead."""
+    KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).save_pretrained(tmp_path / "model")
+    KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).save_pretrained(tmp_path / "tok")
+    with pytest.raises(ValueError, match="is a 'kronos_tokenizer' checkpoint.*KronosTokenizerModel.from_pretrained"):
+        KronosForTokenPrediction.from_pretrained(tmp_path / "tok")
+    with pytest.raises(ValueError, match="is a 'kronos' checkpoint.*KronosForTokenPrediction.from_pretrained"):
+        KronosTokenizerModel.from_pretrained(tmp_path / "model")
+    # the right pairing and AutoModel still load
+    assert isinstance(AutoModel.from_pretrained(tmp_path / "tok"), KronosTokenizerModel)
+    assert isinstance(KronosForTokenPrediction.from_pretrained(tmp_path / "model"), KronosForTokenPrediction)

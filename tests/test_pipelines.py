@@ -100,6 +100,11 @@ def test_pipeline_from_paths(models, tmp_path):
     df = klines(30, seed=3)
     expected = KronosForecaster(model, tokenizer, device="cpu").predict(df, pred_len=3, top_k=1, verbose=False)
     pd.testing.assert_frame_equal(forecast(df, pred_len=3, top_k=1), expected)
+    # swapped paths are refused, instead of loading each network with random weights
+    with pytest.raises(ValueError, match="is a 'kronos_tokenizer' checkpoint"):
+        pipeline("kline-forecasting", model=str(tmp_path / "tokenizer"), tokenizer=str(tmp_path / "model"), device="cpu")
+    with pytest.raises(ValueError, match="is a 'kronos' checkpoint"):
+        pipeline("kline-forecasting", model=model, tokenizer=str(tmp_path / "model"), device="cpu")
 
 
 def test_pipeline_bad_input(models):
@@ -115,3 +120,11 @@ def test_pipeline_bad_input(models):
         forecast({"frame": klines(20)}, pred_len=3)
     with pytest.raises(ValueError, match="price column"):
         forecast(klines(20).drop(columns=["close"]), pred_len=3)
+
+
+def test_pipeline_positional_arguments_and_empty_lists(models):
+    model, tokenizer = models
+    forecast = pipeline("kline-forecasting", model=model, tokenizer=tokenizer, device="cpu")
+    with pytest.raises(TypeError, match="only positional argument; pass the rest by name, e.g. pred_len=24"):
+        forecast(klines(20), 3)
+    assert forecast([], pred_len=3) == [] and forecast([], pred_len=3, batch_size=2) == []

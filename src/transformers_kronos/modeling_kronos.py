@@ -1244,7 +1244,10 @@ def _load_upstream_config(cls, name_or_path, kwargs):
             raw = json.load(f)
         except json.JSONDecodeError:
             return None
-    if not isinstance(raw, dict) or "model_type" in raw:
+    if not isinstance(raw, dict):
+        return None
+    if "model_type" in raw:
+        _check_kronos_kind(cls, raw["model_type"], name_or_path)
         return None
     # config attributes passed to from_pretrained (e.g. max_context=2048) override the file, as for any checkpoint
     import inspect
@@ -1255,6 +1258,20 @@ def _load_upstream_config(cls, name_or_path, kwargs):
         if key in kwargs:
             overrides[key] = kwargs[key]
     return config_from_upstream({**raw, **overrides}, expected=cls.config_class)
+
+
+def _check_kronos_kind(cls, model_type, name_or_path):
+    """
+    Raise when a converted checkpoint holds the other Kronos network (a tokenizer loaded as the predictor or the
+    reverse): transformers would load it with every weight missing, that is, randomly initialised.
+    """
+    kinds = {KronosConfig.model_type: "KronosForTokenPrediction", KronosTokenizerConfig.model_type: "KronosTokenizerModel"}
+    expected = getattr(cls.config_class, "model_type", None)
+    if model_type in kinds and expected in kinds and model_type != expected:
+        raise ValueError(
+            f"{str(name_or_path)!r} is a {model_type!r} checkpoint, not a {expected!r} one: load it with "
+            f"{kinds[model_type]}.from_pretrained (or AutoModel)"
+        )
 
 
 def config_from_upstream(raw, expected=None):

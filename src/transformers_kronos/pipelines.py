@@ -69,12 +69,19 @@ class KlineForecastingPipeline(Pipeline):
         self.forecaster = KronosForecaster(self.model, tokenizer, device=device, max_context=max_context, clip=clip)
 
     def __call__(self, inputs, *args, num_workers=None, batch_size=None, **kwargs):
+        if args:  # transformers would log "Ignoring args" and go on without them
+            raise TypeError(
+                f"the {TASK!r} pipeline takes the series as its only positional argument; pass the rest by name, "
+                "e.g. pred_len=24"
+            )
         if batch_size is None:
             batch_size = self._batch_size
         if batch_size is not None:
             _check_batch_size(batch_size)
-        if batch_size in (None, 1) or not isinstance(inputs, (list, tuple)) or args:
-            return super().__call__(inputs, *args, num_workers=num_workers, batch_size=1, **kwargs)
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            return []
+        if batch_size in (None, 1) or not isinstance(inputs, (list, tuple)):
+            return super().__call__(inputs, num_workers=num_workers, batch_size=1, **kwargs)
         # transformers' batching collates tensors with a text tokenizer's padding; series are batched here instead
         preprocess_params, forward_params, _ = self._sanitize_parameters(**kwargs)
         preprocess_params = {**self._preprocess_params, **preprocess_params}
