@@ -247,6 +247,11 @@ BAD_CSVS = {
         f"2024-01-02 10:{m:02d},1,2,0.5,1\n" for m in [0, 5, 10, 10] + list(range(15, 60, 5))), "strictly increasing"),
     "too_short": ("timestamps,open,high,low,close\n" + "".join(
         f"2024-01-02 10:{m:02d},1,2,0.5,1\n" for m in range(0, 50, 5)), "at least 16 are needed"),
+    "small_numbers": ("timestamps,open,high,low,close\n" + "".join(f"{i},1,2,0.5,1\n" for i in range(40)),
+                      "the time column holds numbers that are none of YYYYMMDD dates, seconds since 1970"),
+    "mixed_epochs": ("timestamps,open,high,low,close\n" + "".join(
+        f"{1725281700 + 300 * i if i < 20 else (1725281700 + 300 * i) * 1000},1,2,0.5,1\n" for i in range(40)),
+        "the time column holds numbers"),
     "irregular": ("timestamps,open,high,low,close\n" + "".join(
         f"2024-01-02 {h:02d}:{m:02d},1,2,0.5,1\n" for h, m in
         [(9, 1), (9, 3), (9, 7), (9, 14), (9, 15), (9, 31), (9, 40), (9, 44), (9, 50), (10, 2), (10, 9), (10, 11),
@@ -311,6 +316,13 @@ def test_model_and_tokenizer_problems(tiny_checkpoints, history_csv, tmp_path, c
     other_bits = tmp_path / "tokenizer-5-3-bits"
     KronosTokenizerModel(KronosTokenizerConfig(**{**TINY_TOKENIZER_CONFIGS["odd_bits"], "d_in": 6})).save_pretrained(
         other_bits)
+    partial = tmp_path / "partial-model"  # a predictor checkpoint that lost a weight
+    KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"], max_context=64)).save_pretrained(partial)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(partial / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if k != "head.proj_s1.weight"}, partial / "model.safetensors",
+              metadata={"format": "pt"})
     capsys.readouterr()  # drop the saving progress bar
     out = tmp_path / "out.csv"
     cases = [
@@ -319,8 +331,10 @@ def test_model_and_tokenizer_problems(tiny_checkpoints, history_csv, tmp_path, c
         (["--tokenizer", tokenizer], "--tokenizer needs --model"),
         (["--model", str(tmp_path / "nope"), "--tokenizer", tokenizer], "no such directory"),
         (["--model", "./relative/typo", "--tokenizer", tokenizer], "no such directory"),
-        (["--model", tokenizer, "--tokenizer", tokenizer], "is not a Kronos predictor checkpoint"),
-        (["--model", model, "--tokenizer", model], "is not a Kronos tokenizer checkpoint"),
+        (["--model", tokenizer, "--tokenizer", tokenizer], "is a 'kronos_tokenizer' checkpoint, not a 'kronos' one"),
+        (["--model", model, "--tokenizer", model], "is a 'kronos' checkpoint, not a 'kronos_tokenizer' one"),
+        (["--model", partial, "--tokenizer", tokenizer], "is not a Kronos predictor checkpoint: 1 of its weights are "
+                                                          "missing (e.g. head.proj_s1.weight)"),
         (["--model", str(tmp_path), "--tokenizer", tokenizer], "could not load"),  # a folder without a checkpoint
     ]
     for flags, message in cases:
@@ -468,6 +482,27 @@ def test_read_kline_csv_day_first_timestamps(tmp_path):
     day_first.to_csv(tmp_path / "dmy.csv", index=False)
     _, stamps = read_kline_csv(tmp_path / "dmy.csv")
     assert list(stamps) == list(data["timestamps"])
+
+
+def test_read_kline_csv_numeric_timestamps(tmp_path):
+    """Epoch counts (the unit read from their size) and YYYYMMDD integers, which pandas alone reads as nanoseconds."""
+    start = pd.Timestamp("2024-09-02 12:55")
+    stamps = pd.date_range(start, periods=20, freq="5min")
+    epoch = (stamps - pd.Timestamp("1970-01-01")) // pd.Timedelta("1s")
+    days = pd.bdate_range("2024-01-02", periods=20)
+    cases = {
+        "seconds": (epoch, stamps),
+        "milliseconds": (epoch * 1000, stamps),
+        "microseconds": (epoch * 10**6, stamps),
+        "nanoseconds": (epoch * 10**9, stamps),
+        "float seconds": (epoch.astype(float), stamps),
+        "yyyymmdd": (days.strftime("%Y%m%d").astype(int), days),
+    }
+    for name, (numbers, expected) in cases.items():
+        frame = generate_klines(20, seed=1).assign(timestamps=np.asarray(numbers))
+        frame.to_csv(tmp_path / "in.csv", index=False)
+        _, parsed = read_kline_csv(tmp_path / "in.csv")
+        assert parsed.tolist() == list(expected), name
 
 
 def test_read_kline_csv_keeps_optional_columns(tmp_path):

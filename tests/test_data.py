@@ -168,3 +168,10 @@ def test_bad_sources(tmp_path):
     frame["s"] = None
     with pytest.raises(ValueError, match="missing series ids at rows 0, 1"):
         KronosWindowDataset(frame, 3, 2, series_column="s")
+
+
+def test_prepare_kline_frame_refuses_numeric_timestamps():
+    frame = random_klines(20, seed=0)
+    frame["timestamps"] = np.arange(20) * 60 + 1725281700
+    with pytest.raises(TypeError, match="column 'timestamps' holds numbers, not timestamps"):
+        prepare_kline_frame(frame)

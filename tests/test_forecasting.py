@@ -518,3 +518,16 @@ def test_mismatched_tokenizer():
         KronosForecaster(object(), tokenizer, device="cpu")
     with pytest.raises(ValueError, match="max_context"):
         KronosForecaster(model, KronosTokenizerModel(KronosTokenizerConfig(**TOKENIZER_CONFIG)), device="cpu", max_context=0)
+
+
+def test_numeric_timestamps_are_refused(forecaster):
+    """pandas reads numbers as nanoseconds since 1970, which would give every candle the same calendar features."""
+    df = random_klines(30, seed=1)
+    x = df.drop(columns=["timestamps"])
+    for numbers in (list(range(30)), np.arange(30) * 300 + 1725281700, np.arange(30, dtype=float)):
+        with pytest.raises(TypeError, match=r"`x_timestamp` holds numbers, not timestamps.*unit='s'"):
+            forecaster.predict(x, numbers, pred_len=2, verbose=False)
+    with pytest.raises(TypeError, match="`y_timestamp` holds numbers"):
+        forecaster.predict(x, df["timestamps"], list(range(2)), pred_len=2, verbose=False)
+    with pytest.raises(TypeError, match="`timestamps` holds numbers"):
+        calendar_features([1, 2, 3])

@@ -184,7 +184,10 @@ def read_kline_csv(path):
             f"[, volume, amount], found {', '.join(raw.columns)}"
         )
 
-    stamps = _parse_timestamps(raw[time_column])
+    try:
+        stamps = _parse_timestamps(raw[time_column])
+    except CliError as err:
+        raise CliError(f"{path}: {err}") from None
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if len(bad):
         row = int(bad[0])
@@ -227,12 +230,45 @@ def read_kline_csv(path):
     return frame, pd.Series(stamps.to_numpy(), name="timestamps")
 
 
+# numeric time columns: (smallest, largest) value of the whole column → how to read it. The ranges do not overlap:
+# 8-digit dates (1900-2199) and epoch counts from 1973 to 2286 in seconds, milliseconds, microseconds or nanoseconds
+NUMERIC_TIMESTAMPS = (
+    ((19_000_101, 21_991_231), {"format": "%Y%m%d"}, "YYYYMMDD dates"),
+    ((1e8, 1e10), {"unit": "s"}, "seconds since 1970"),
+    ((1e11, 1e13), {"unit": "ms"}, "milliseconds since 1970"),
+    ((1e14, 1e16), {"unit": "us"}, "microseconds since 1970"),
+    ((1e17, 1e19), {"unit": "ns"}, "nanoseconds since 1970"),
+)
+
+
+def _parse_numeric_timestamps(values):
+    """A numeric time column read as YYYYMMDD dates or epoch counts (chosen from its range), or `CliError`."""
+    numbers = values.to_numpy(dtype=float)
+    finite = numbers[np.isfinite(numbers)]
+    if len(finite) and (finite == np.round(finite)).all():
+        low, high = finite.min(), finite.max()
+        for (first, last), kwargs, _ in NUMERIC_TIMESTAMPS:
+            if first <= low and high < last:
+                if "format" in kwargs:
+                    text = values.map(lambda v: f"{v:.0f}" if np.isfinite(v) else None)
+                    return pd.to_datetime(text, errors="coerce", **kwargs)
+                return pd.to_datetime(values, errors="coerce", **kwargs)
+    described = ", ".join(what for _, _, what in NUMERIC_TIMESTAMPS)
+    raise CliError(
+        f"the time column holds numbers that are none of {described}; write the timestamps as dates "
+        "(e.g. 2024-01-02 09:30)"
+    )
+
+
 def _parse_timestamps(values):
     """
     Datetimes of a CSV column, `NaT` where unparsable. pandas guesses one format from the first value, and reads
     `02/09/2024` month first; when that leaves values unparsed, day-first and per-value parsing are tried too and
-    the reading that parses the most values wins.
+    the reading that parses the most values wins. A numeric column holds YYYYMMDD dates or epoch counts (see
+    `NUMERIC_TIMESTAMPS`).
     """
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return _parse_numeric_timestamps(values)
     best = None
     for kwargs in ({}, {"dayfirst": True}, {"format": "mixed"}):
         with warnings.catch_warnings():

@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .forecasting import FEATURE_COLUMNS, NORM_EPS, PRICE_COLUMNS, TIME_FEATURES, reject_numeric_timestamps
+from .forecasting import calendar_features as _calendar_features
+
 logger = logging.getLogger(__name__)
 
-PRICE_COLUMNS = ("open", "high", "low", "close")
-FEATURE_COLUMNS = ("open", "high", "low", "close", "volume", "amount")
-STAMP_COLUMNS = ("minute", "hour", "weekday", "day", "month")
-# upstream's KronosPredictor divides by `std + 1e-5` and clips at 5; training must see the same inputs
-NORM_EPS = 1e-5
+# training must see the inputs the forecaster gives the model: the same columns, calendar and normalisation
+STAMP_COLUMNS = TIME_FEATURES
 
 _MAX_ROWS_IN_MESSAGE = 10
 
@@ -91,8 +91,7 @@ def calendar_features(timestamps):
     Returns:
         `numpy.ndarray` of shape `(n, 5)` and dtype int64: minute, hour, weekday (Monday = 0), day of month, month.
     """
-    dt = pd.Series(timestamps).dt
-    return np.stack([dt.minute, dt.hour, dt.day_of_week, dt.day, dt.month], axis=-1).astype(np.int64)
+    return _calendar_features(timestamps).astype(np.int64)
 
 
 def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None):
@@ -151,6 +150,7 @@ def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None
     values = np.stack([columns[c] for c in FEATURE_COLUMNS], axis=-1).astype(np.float32)
 
     raw_time = frame[timestamp_column]
+    reject_numeric_timestamps(raw_time, f"column {timestamp_column!r}")
     try:
         timestamps = pd.to_datetime(raw_time, errors="coerce")
     except (TypeError, ValueError) as err:  # e.g. mixed time zones

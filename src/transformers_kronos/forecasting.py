@@ -93,11 +93,24 @@ def infer_future_timestamps(x_timestamp, pred_len):
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def reject_numeric_timestamps(values, name):
+    """
+    Raise `TypeError` when `values` holds numbers: pandas would read them as nanoseconds since 1970 and give every
+    candle the same calendar features. Epoch counts and YYYYMMDD integers need an explicit conversion.
+    """
+    if len(values) and np.asarray(values).dtype.kind in "biuf":
+        raise TypeError(
+            f"{name} holds numbers, not timestamps; convert them first, e.g. pd.to_datetime(values, unit='s') for "
+            "epoch seconds or pd.to_datetime(values.astype(str), format='%Y%m%d') for YYYYMMDD dates"
+        )
+
+
 def _as_datetime_index(values, name):
     if isinstance(values, pd.DataFrame):
         raise TypeError(f"`{name}` must be a sequence of timestamps (Series, DatetimeIndex, list), got a DataFrame")
     if values is None or isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
         raise TypeError(f"`{name}` must be a sequence of timestamps (Series, DatetimeIndex, list), got {type(values).__name__}")
+    reject_numeric_timestamps(values, f"`{name}`")
     try:
         index = pd.DatetimeIndex(pd.to_datetime(values))
     except (TypeError, ValueError) as err:
