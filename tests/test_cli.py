@@ -152,6 +152,19 @@ def test_prices_only_csv_and_no_quantiles(tiny_checkpoints, tmp_path, capsys):
     assert (tmp_path / "f.png").stat().st_size > 10_000
 
 
+def test_forecaster_warnings_are_one_line_each(tiny_checkpoints, tmp_path, capsys):
+    """An amount without volume is dropped (as upstream): the command says so in one line and still forecasts."""
+    model, tokenizer = tiny_checkpoints
+    csv = tmp_path / "in.csv"
+    generate_klines(40, seed=3).drop(columns="volume").to_csv(csv, index=False)
+    status, out, err = run_cli(["--csv", csv, "--model", model, "--tokenizer", tokenizer, "--pred-len", 2,
+                                "--samples", 2, "--output", tmp_path / "f.csv"], capsys)
+    assert status == 0 and "wrote" in out
+    warned = [line for line in err.splitlines() if line.startswith("kronos-forecast: warning:")]
+    assert len(warned) == 1 and "'amount' column but no 'volume'" in warned[0], err
+    assert "UserWarning" not in err
+
+
 def test_lookback_longer_than_context_is_noted(tiny_checkpoints, history_csv, tmp_path, capsys):
     model, tokenizer = tiny_checkpoints  # max_context 64
     status, _, err = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--lookback", 100,

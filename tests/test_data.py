@@ -175,3 +175,14 @@ def test_prepare_kline_frame_refuses_numeric_timestamps():
     frame["timestamps"] = np.arange(20) * 60 + 1725281700
     with pytest.raises(TypeError, match="column 'timestamps' holds numbers, not timestamps"):
         prepare_kline_frame(frame)
+
+
+def test_prepare_kline_frame_refuses_values_beyond_float32_statistics():
+    frame = random_klines(20, seed=0)
+    frame.loc[3, "volume"] = 1e39
+    with pytest.raises(ValueError, match=r"column\(s\) \['volume', 'amount'\] are too large for float32"):
+        prepare_kline_frame(frame)
+    frame = pd.concat([random_klines(20, seed=0).assign(symbol="A"), random_klines(20, seed=1).assign(symbol="B")])
+    frame.loc[frame["symbol"] == "B", "close"] *= 1e20
+    with pytest.raises(ValueError, match=r"series 'B': column\(s\) \['close'"):
+        prepare_kline_frame(frame, series_column="symbol")

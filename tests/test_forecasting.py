@@ -1,5 +1,7 @@
 """KronosForecaster: parity with upstream's KronosPredictor, batches, sample paths, quantiles and input checks."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -380,6 +382,35 @@ def test_constant_series_has_no_nan(forecaster):
         x[column] = 42.0
     out = forecaster.predict(x, x_ts, y_ts, sample_count=2, verbose=False)
     assert np.isfinite(out.to_numpy()).all()
+
+
+def test_values_beyond_float32_statistics_are_refused(forecaster):
+    """Upstream's float32 statistics overflow (its variance squares the values): a clear error, not inf and NaN."""
+    x, x_ts, y_ts = split(*make_klines(30, seed=10, amount=True), 24, 6)
+    for scale, column in ((1e20, "close"), (1e39, "volume")):
+        big = x.copy()
+        big[column] = big[column] * scale
+        with pytest.raises(ValueError, match=rf"\['{column}'\] are too large for float32 statistics.*rescale"):
+            forecaster.predict(big, x_ts, y_ts, verbose=False)
+    with pytest.raises(ValueError, match=r"series 1: column\(s\) \['amount'\] are too large"):
+        forecaster.predict_batch([x, x.assign(amount=x["volume"] * 1e22)], [x_ts, x_ts], [y_ts, y_ts], 6, verbose=False)
+    # large but representable values forecast finitely
+    out = forecaster.predict(x * 1e12, x_ts, y_ts, verbose=False)
+    assert np.isfinite(out.to_numpy()).all()
+
+
+def test_input_that_upstream_mishandles_is_warned_about(forecaster):
+    x, x_ts, y_ts = split(*make_klines(30, seed=10, amount=True), 24, 6)
+    with pytest.warns(UserWarning, match="'amount' column but no 'volume': as upstream, both are set to zero"):
+        out = forecaster.predict(x.drop(columns="volume"), x_ts, y_ts, verbose=False, top_k=1)
+    assert (out["volume"].abs() < 1e-3).all() and (out["amount"].abs() < 1e-3).all()
+    # prices that move by less than the normalisation's epsilon: the forecast is unreliable, say so
+    tiny = x.drop(columns=["volume", "amount"]) * 1e-7
+    with pytest.warns(UserWarning, match=r"\['open', 'high', 'low', 'close'\] vary by less than 0.0001.*unreliable"):
+        forecaster.predict(tiny, x_ts, y_ts, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ordinary prices, a constant column and missing volume: no warning
+        forecaster.predict(x.drop(columns=["volume", "amount"]).assign(open=5.0), x_ts, y_ts, verbose=False)
 
 
 def test_models_put_in_eval_mode(checkpoints):

@@ -546,9 +546,13 @@ def run(args, stdout=None, stderr=None):
 
     torch.manual_seed(args.seed)
     try:
-        samples = _sample_paths(forecaster, context, context_stamps, future, args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            samples = _sample_paths(forecaster, context, context_stamps, future, args)
     except (ValueError, TypeError) as err:  # the forecaster's own input checks
         raise CliError(f"{args.csv}: {_one_line(err)}") from None
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
+        print(f"kronos-forecast: warning: {args.csv}: {_one_line(message)}", file=stderr)
     columns = list(context.columns)
     result = forecast_frame(samples, columns, future, args.quantiles)
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .forecasting import FEATURE_COLUMNS, NORM_EPS, PRICE_COLUMNS, TIME_FEATURES, reject_numeric_timestamps
+from .forecasting import FEATURE_COLUMNS, NORM_EPS, PRICE_COLUMNS, TIME_FEATURES, _check_float32_range, reject_numeric_timestamps
 from .forecasting import calendar_features as _calendar_features
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,8 @@ def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None
         columns["amount"] = np.zeros(len(frame))
     elif "amount" not in columns:
         columns["amount"] = columns["volume"] * np.mean([columns[c] for c in PRICE_COLUMNS], axis=0)
-    values = np.stack([columns[c] for c in FEATURE_COLUMNS], axis=-1).astype(np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, which the check below reports
+        values = np.stack([columns[c] for c in FEATURE_COLUMNS], axis=-1).astype(np.float32)
 
     raw_time = frame[timestamp_column]
     reject_numeric_timestamps(raw_time, f"column {timestamp_column!r}")
@@ -180,6 +181,8 @@ def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None
                 f"timestamps{where} must be strictly increasing; they are not at {_rows_message(bad)} "
                 "(sort the table by time and drop duplicate candles)"
             )
+        where = f"series {key!r}: " if key is not None else ""
+        _check_float32_range(values[rows], where)  # the windows' float32 statistics would overflow
         series[key] = (values[rows], stamps[rows])
     return series
 

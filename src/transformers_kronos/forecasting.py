@@ -36,6 +36,8 @@ FEATURE_COLUMNS = PRICE_COLUMNS + (VOLUME_COLUMN, AMOUNT_COLUMN)
 TIME_FEATURES = ("minute", "hour", "weekday", "day", "month")
 # upstream adds this to the standard deviation before dividing (and multiplies it back), so constant columns work
 NORM_EPS = 1e-5
+# a column whose standard deviation is this small a multiple of NORM_EPS is flattened (by 10% or more): warn
+_EPS_SHARE_WARNED = 0.1
 
 
 def quantile_column(column, level):
@@ -228,6 +230,13 @@ def _features(df, where=""):
             raise TypeError(f"{where}column {column!r} must be numeric, got dtype {dtype}")
     frame = df[present].astype(np.float64)
     # upstream: no volume → volume and amount are zero; volume but no amount → amount = volume * mean price
+    if VOLUME_COLUMN not in frame.columns and AMOUNT_COLUMN in frame.columns:
+        warnings.warn(
+            f"{where}`df` has an {AMOUNT_COLUMN!r} column but no {VOLUME_COLUMN!r}: as upstream, both are set to zero "
+            f"and {AMOUNT_COLUMN!r} is ignored (its forecast means nothing); add the volume to use it",
+            UserWarning,
+            stacklevel=4,
+        )
     if VOLUME_COLUMN not in frame.columns:
         frame[VOLUME_COLUMN] = 0.0
         frame[AMOUNT_COLUMN] = 0.0
@@ -238,7 +247,27 @@ def _features(df, where=""):
     if bad.any():
         columns = [FEATURE_COLUMNS[j] for j in np.unique(np.nonzero(bad)[1])]
         raise ValueError(f"{where}`df` contains NaN or inf in column(s) {columns}")
-    return values.astype(np.float32)
+    with np.errstate(over="ignore"):
+        values = values.astype(np.float32)
+    _check_float32_range(values, where)
+    return values
+
+
+def _check_float32_range(values, where=""):
+    """
+    Raise when a column is too large for upstream's float32 arithmetic: beyond float32's range, or so large that
+    its variance overflows (|x - mean| above ~1.8e19), which would turn the forecast into inf and NaN.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        std = np.std(values, axis=0)
+        bad = ~np.isfinite(values).all(axis=0) | ~np.isfinite(std)
+    if bad.any():
+        columns = [FEATURE_COLUMNS[j] for j in np.flatnonzero(bad)]
+        raise ValueError(
+            f"{where}column(s) {columns} are too large for float32 statistics (values up to "
+            f"{np.abs(values[:, bad].astype(np.float64)).max():.3g}); rescale them, e.g. divide by 1e6, and scale the "
+            "forecast back"
+        )
 
 
 class _Series:
@@ -411,6 +440,16 @@ class KronosForecaster:
 
         # upstream's normalisation, in float32 as upstream computes it (parity depends on the exact rounding)
         mean, std = np.mean(x, axis=0), np.std(x, axis=0)
+        flat = [c for c, sd in zip(FEATURE_COLUMNS, std) if 0 < sd < NORM_EPS / _EPS_SHARE_WARNED]
+        if flat:
+            warnings.warn(
+                f"{where}column(s) {flat} vary by less than {NORM_EPS / _EPS_SHARE_WARNED:g} (standard deviation "
+                f"{min(std[FEATURE_COLUMNS.index(c)] for c in flat):.3g}): the {NORM_EPS:g} that upstream's "
+                "normalisation adds to it flattens the series the model sees, and the forecast is unreliable; "
+                "multiply them by a power of ten first (e.g. 1e4) and divide the forecast by it",
+                UserWarning,
+                stacklevel=3,
+            )
         normalized = np.clip((x - mean) / (std + NORM_EPS), -self.clip, self.clip)
         series = _Series(normalized, calendar_features(x_index), calendar_features(y_index), mean, std, y_index)
         return series, pred_len
