@@ -260,6 +260,11 @@ BAD_CSVS = {
         f"2024-01-02 10:{m:02d},1,2,0.5,1\n" for m in [0, 5, 10, 10] + list(range(15, 60, 5))), "strictly increasing"),
     "too_short": ("timestamps,open,high,low,close\n" + "".join(
         f"2024-01-02 10:{m:02d},1,2,0.5,1\n" for m in range(0, 50, 5)), "at least 16 are needed"),
+    "mixed_offsets": ("timestamps,open,high,low,close\n" + "".join(
+        f"2024-03-0{1 + i // 20} 10:{i % 20 * 2:02d}:00{'-05:00' if i < 20 else '-04:00'},1,2,0.5,1\n"
+        for i in range(40)), "the timestamps mix UTC offsets"),
+    "repeated_column": ("timestamps,open,high,low,close,Close\n" + "".join(
+        f"2024-01-02 10:{m:02d},1,2,0.5,1,1\n" for m in range(0, 60, 2)), "column(s) close appear more than once"),
     "small_numbers": ("timestamps,open,high,low,close\n" + "".join(f"{i},1,2,0.5,1\n" for i in range(40)),
                       "the time column holds numbers that are none of YYYYMMDD dates, seconds since 1970"),
     "mixed_epochs": ("timestamps,open,high,low,close\n" + "".join(
@@ -303,6 +308,8 @@ BAD_FLAGS = [
     (["--top-p", "1.5"], "--top-p: must be at most 1.0"),
     (["--top-k", "-1"], "--top-k: must be at least 0"),
     (["--seed", "-3"], "--seed: must be at least 0"),
+    (["--seed", str(2**64)], "--seed: must be at most 18446744073709551615"),
+    (["--temperature", "1e-40"], "`T` (temperature) must be finite and at least 1e-06"),
     (["--batch-size", "0"], "--batch-size: must be at least 1"),
     (["--device", "tpu"], "invalid choice"),
     (["--dtype", "float8"], "invalid choice"),
@@ -399,7 +406,6 @@ def test_output_targets_are_checked_before_forecasting(tiny_checkpoints, history
 
 
 def test_failed_write_removes_the_folders_it_made(tiny_checkpoints, history_csv, tmp_path, monkeypatch, capsys):
-    import transformers_kronos.cli as cli
 
     def full_disk(frame, path, **kwargs):
         Path(path).write_text("half a fi")

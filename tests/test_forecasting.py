@@ -504,6 +504,16 @@ def _bad_cases():
         ("no pred_len", dict(ok, y_timestamp=None, pred_len=None), ValueError, "pred_len"),
         ("T zero", dict(ok, T=0), ValueError, "temperature"),
         ("T negative", dict(ok, T=-1.0), ValueError, "temperature"),
+        ("T tiny", dict(ok, T=1e-40), ValueError, "at least 1e-06"),
+        ("repeated column", dict(ok, df=pd.concat([x, x[["close"]]], axis=1)), ValueError,
+         r"the column\(s\) \['close'\] more than once"),
+        ("T nan", dict(ok, T=float("nan")), ValueError, "finite"),
+        ("y empty", dict(ok, y_timestamp=y_ts.iloc[:0], pred_len=None), ValueError, "`y_timestamp` is empty"),
+        ("zones differ", dict(ok, x_timestamp=x_ts.dt.tz_localize("UTC"),
+                              y_timestamp=y_ts.dt.tz_localize("UTC").dt.tz_convert("America/New_York")),
+         ValueError, "same time zone, got UTC and America/New_York"),
+        ("zone on one side", dict(ok, y_timestamp=y_ts.dt.tz_localize("UTC")), ValueError,
+         "both have a time zone or both have none"),
         ("top_p zero", dict(ok, top_p=0.0), ValueError, "top_p"),
         ("top_p above one", dict(ok, top_p=1.5), ValueError, "top_p"),
         ("top_k negative", dict(ok, top_k=-1), ValueError, "top_k"),
@@ -521,6 +531,10 @@ def test_bad_input(forecaster, name, kwargs, error, match):
 
 def test_bad_quantile_levels(forecaster):
     x, x_ts, y_ts = split(*make_klines(30, seed=21), 24, 6)
+    # levels that differ in the 7th digit keep their own columns
+    close = [c for c in forecaster.predict_quantiles(x, x_ts, y_ts, quantile_levels=(0.1, 0.1000001), sample_count=2,
+                                                      verbose=False).columns if c.startswith("close")]
+    assert close == ["close", "close_q0.1", "close_q0.1000001"]
     for levels, error in (((0.0, 0.5), ValueError), ((0.5, 1.0), ValueError), ((), ValueError), (("a",), TypeError)):
         with pytest.raises(error, match="quantile_levels"):
             forecaster.predict_quantiles(x, x_ts, y_ts, quantile_levels=levels, verbose=False)
@@ -562,3 +576,21 @@ def test_numeric_timestamps_are_refused(forecaster):
         forecaster.predict(x, df["timestamps"], list(range(2)), pred_len=2, verbose=False)
     with pytest.raises(TypeError, match="`timestamps` holds numbers"):
         calendar_features([1, 2, 3])
+
+
+def test_infer_future_timestamps_checks_its_input():
+    with pytest.raises(ValueError, match="not increasing"):
+        infer_future_timestamps(pd.date_range("2024-01-05", periods=5, freq="-1D"), 2)
+    with pytest.raises(ValueError, match="duplicate"):
+        infer_future_timestamps(pd.DatetimeIndex(["2024-01-05"] * 3), 2)
+
+
+def test_device_must_exist(checkpoints):
+    model_path, tok_path, _, _ = checkpoints
+    model, tokenizer = KronosForTokenPrediction.from_pretrained(model_path), KronosTokenizerModel.from_pretrained(tok_path)
+    for device, match in (("bogus", "is not a device"), (1.5, "device name, index or torch.device")):
+        with pytest.raises(ValueError, match=match):
+            KronosForecaster(model, tokenizer, device=device)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda' is not available on this machine"):
+            KronosForecaster(model, tokenizer, device="cuda")

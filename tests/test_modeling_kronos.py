@@ -665,6 +665,55 @@ def test_bad_token_ids(tiny_pair):
         model(s1, s2, stamp, s1_labels=s1[:, 1:], s2_labels=s2[:, 1:])
     with pytest.raises(ValueError, match="s1_targets"):
         model(s1, s2, stamp, use_teacher_forcing=True)
+    with pytest.raises(TypeError, match="int64 or int32"):
+        model.decode_s1(s1.to(torch.uint8), s2, stamp)
+    with pytest.raises(TypeError, match="`s1_labels` must be a torch.Tensor"):
+        model(s1, s2, stamp, s1_labels=s1.tolist(), s2_labels=s2)
+    with pytest.raises(TypeError, match="`s2_labels` must hold integer token ids"):
+        model(s1, s2, stamp, s1_labels=s1, s2_labels=s2.bool())
+    with pytest.raises(TypeError, match="`context` must be the float tensor"):
+        model.decode_s2([[0.0]], torch.zeros(1, 1, dtype=torch.long))
+
+
+def test_generate_tokens_checks_its_arguments(tiny_pair):
+    model, _ = tiny_pair
+    s1, s2, stamp = inputs_for(TINY_MODEL_CONFIGS["tiny"])
+    future = stamp[:, :3]
+    ok = dict(s1_ids=s1, s2_ids=s2, stamp=stamp, future_stamp=future, pred_len=3)
+    mask = torch.ones_like(s1)
+    cases = [
+        (dict(stamp=None), TypeError, "`stamp` is required"),
+        (dict(future_stamp=None), TypeError, "`future_stamp` is required"),
+        (dict(future_stamp=future[:, :2]), ValueError, r"`future_stamp` must have shape \(2, 3, 5\)"),
+        (dict(s1_ids=s1[:, :0], s2_ids=s2[:, :0], stamp=stamp[:, :0]), ValueError, "the prompt is empty"),
+        (dict(pred_len=2.5), TypeError, "`pred_len` must be an integer"),
+        (dict(pred_len=True), TypeError, "`pred_len` must be an integer"),
+        (dict(pred_len="3"), TypeError, "`pred_len` must be an integer"),
+        (dict(pred_len=0), ValueError, "`pred_len` must be at least 1"),
+        (dict(sample_count=2.5), TypeError, "`sample_count` must be an integer"),
+        (dict(max_context=0), ValueError, "`max_context` must be at least 1"),
+        (dict(max_context=2.7), TypeError, "`max_context` must be an integer"),
+        (dict(temperature="1"), TypeError, "temperature"),
+        (dict(temperature=float("nan")), ValueError, "finite and at least 1e-06"),
+        (dict(temperature=1e-40), ValueError, "finite and at least 1e-06"),
+        (dict(top_k=-5), ValueError, "`top_k` must be >= 0"),
+        (dict(top_p=0.0), ValueError, r"`top_p` must lie in \(0, 1\]"),
+        (dict(top_p=-1.0), ValueError, "`top_p` must lie in"),
+        (dict(top_p=float("nan")), ValueError, "`top_p` must lie in"),
+        (dict(generator=5), TypeError, "`generator` must be a torch.Generator"),
+        (dict(attention_mask=torch.zeros_like(s1)), ValueError, "a row without any real position"),
+        (dict(attention_mask=mask * 2), ValueError, "only 0 \\(padding\\) and 1"),
+        (dict(attention_mask=mask * 0.5), ValueError, "only 0 \\(padding\\) and 1"),
+        (dict(attention_mask=torch.cat([mask[:, :-2], torch.zeros_like(s1[:, :2])], dim=1)), ValueError,
+         "must pad on the left"),
+    ]
+    for changes, error, match in cases:
+        with pytest.raises(error, match=match):
+            model.generate_tokens(**{**ok, **changes})
+    # the edges that are valid
+    left_padded = torch.cat([torch.zeros_like(s1[:, :2]), mask[:, 2:]], dim=1)
+    s1_out, _, _ = model.generate_tokens(**ok, attention_mask=left_padded, top_k=None, top_p=None, temperature=1e-6)
+    assert s1_out.shape == (2, 3)
 
 
 def test_bad_stamp_and_mask(tiny_pair):
@@ -706,6 +755,9 @@ def test_bad_tokenizer_input(tiny_pair):
         tokenizer.decode(torch.zeros(1, 3, dtype=torch.long), half=True)
     with pytest.raises(ValueError, match="s2_ids"):
         tokenizer.decode([torch.zeros(1, 3, dtype=torch.long), torch.full((1, 3), 16)], half=True)
+    x = torch.randn(2, 10, 6)
+    with pytest.raises(ValueError, match="a row without any real position"):
+        tokenizer(x, attention_mask=torch.tensor([[1] * 10, [0] * 10]))  # its loss would be NaN
 
 
 def test_wrong_kind_of_upstream_checkpoint(upstream_checkpoint):

@@ -59,7 +59,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _int_at_least(minimum, name):
+def _int_at_least(minimum, name, maximum=None):
     def parse(text):
         try:
             value = int(text)
@@ -67,6 +67,8 @@ def _int_at_least(minimum, name):
             raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     return parse
@@ -136,7 +138,7 @@ def build_parser():
     parser.add_argument("--plot", default=None, metavar="FILE", help="chart to write (e.g. forecast.png)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="default: float32")
-    parser.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0, metavar="S",
+    parser.add_argument("--seed", type=_int_at_least(0, "--seed", maximum=2**64 - 1), default=0, metavar="S",
                         help="random seed (default: 0)")
     return parser
 
@@ -173,6 +175,10 @@ def read_kline_csv(path):
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise CliError(f"{path}: not a readable CSV file ({_one_line(err)})") from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]
+    repeated = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
+    if repeated:
+        raise CliError(f"{path}: column(s) {', '.join(repeated)} appear more than once (names are matched "
+                       "case-insensitively)")
     if len(raw) == 0:
         raise CliError(f"{path}: the file has a header but no rows")
 
@@ -281,6 +287,11 @@ def _parse_timestamps(values):
             best = stamps
         if not best.isna().any():
             break
+    if best is None:  # every reading raised: pandas refuses a column that mixes UTC offsets
+        raise CliError(
+            "the timestamps mix UTC offsets (e.g. across a daylight-saving change); write them all in one zone, or "
+            "as local times without an offset"
+        )
     return best
 
 
@@ -597,7 +608,7 @@ def run(args, stdout=None, stderr=None):
                     break
 
     print(f"wrote {output} ({len(result)} candles: mean" + (
-        f" and quantiles {', '.join(f'{q:g}' for q in args.quantiles)})" if args.quantiles else ")"), file=stdout)
+        f" and quantiles {', '.join(repr(q) for q in args.quantiles)})" if args.quantiles else ")"), file=stdout)
     if plot is not None:
         print(f"wrote {plot}", file=stdout)
     return result

@@ -18,7 +18,6 @@ The data flow, per series:
    (or returned per path) and de-normalised with `x * (std + 1e-5) + mean`.
 """
 
-import math
 import numbers
 import warnings
 
@@ -27,7 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
+from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel, _check_device, check_sampling
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VOLUME_COLUMN = "volume"
@@ -41,8 +40,11 @@ _EPS_SHARE_WARNED = 0.1
 
 
 def quantile_column(column, level):
-    """Name of the column that holds quantile `level` of `column` in a forecast frame, e.g. `close_q0.1`."""
-    return f"{column}_q{float(level):g}"
+    """
+    Name of the column that holds quantile `level` of `column` in a forecast frame, e.g. `close_q0.1`: the shortest
+    decimal that reads back as the level, so that distinct levels never share a name.
+    """
+    return f"{column}_q{float(level)!r}"
 
 
 def calendar_features(timestamps):
@@ -73,6 +75,7 @@ def infer_future_timestamps(x_timestamp, pred_len):
         `ValueError` when no regular frequency can be inferred.
     """
     index = _as_datetime_index(x_timestamp, "x_timestamp")
+    _check_increasing(index, "x_timestamp")
     pred_len = _check_pred_len(pred_len)
     if len(index) < 2:
         raise ValueError("cannot infer future timestamps from fewer than 2 timestamps: pass `y_timestamp`")
@@ -145,27 +148,12 @@ def _check_pred_len(pred_len):
 
 def _check_sampling(T, top_k, top_p, sample_count):
     """Validate the sampling controls and return them normalised (`top_k=None` → 0, `top_p=None` → 1.0)."""
-    if isinstance(T, bool) or not isinstance(T, numbers.Real):
-        raise TypeError(f"`T` (temperature) must be a number, got {type(T).__name__}")
-    if not math.isfinite(T) or T <= 0:
-        raise ValueError(f"`T` (temperature) must be positive and finite, got {T}")
-    if top_k is None:
-        top_k = 0
-    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
-        raise TypeError(f"`top_k` must be an integer (0 or None: no top-k filter), got {type(top_k).__name__}")
-    if top_k < 0:
-        raise ValueError(f"`top_k` must be >= 0 (0: no top-k filter), got {top_k}")
-    if top_p is None:
-        top_p = 1.0
-    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real):
-        raise TypeError(f"`top_p` must be a number in (0, 1], got {type(top_p).__name__}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"`top_p` must lie in (0, 1], got {top_p}")
+    T, top_k, top_p = check_sampling(T, top_k, top_p, temperature_name="T")
     if isinstance(sample_count, bool) or not isinstance(sample_count, numbers.Integral):
         raise TypeError(f"`sample_count` must be an integer, got {type(sample_count).__name__}")
     if sample_count < 1:
         raise ValueError(f"`sample_count` must be at least 1, got {sample_count}")
-    return float(T), int(top_k), float(top_p), int(sample_count)
+    return T, top_k, top_p, int(sample_count)
 
 
 def _check_batch_size(batch_size):
@@ -224,6 +212,9 @@ def _features(df, where=""):
     if missing:
         raise ValueError(f"{where}`df` lacks the price column(s) {missing} (needs {list(PRICE_COLUMNS)})")
     present = [c for c in FEATURE_COLUMNS if c in df.columns]
+    repeated = [c for c in present if int((df.columns == c).sum()) > 1]
+    if repeated:
+        raise ValueError(f"{where}`df` has the column(s) {repeated} more than once")
     for column in present:
         dtype = df[column].dtype
         if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
@@ -378,6 +369,8 @@ class KronosForecaster:
         self.clip = clip
         if device is None:
             device = _input_device(model) if _is_dispatched(model) else _default_device()
+        else:
+            _check_device(device, "`device`")
         self.device = torch.device(device)
         for module in (self.model, self.tokenizer):
             if not _is_dispatched(module):  # accelerate's hooks place the inputs of a dispatched model
@@ -426,12 +419,23 @@ class KronosForecaster:
             y_index = infer_future_timestamps(x_index, pred_len)
         else:
             y_index = _as_datetime_index(y_timestamp, "y_timestamp")
+            if len(y_index) == 0:
+                raise ValueError(f"{where}`y_timestamp` is empty: it needs one timestamp per forecast candle")
             if pred_len is None:
                 pred_len = len(y_index)
             pred_len = _check_pred_len(pred_len)
             if len(y_index) != pred_len:
                 raise ValueError(f"{where}`y_timestamp` has {len(y_index)} timestamps but `pred_len` is {pred_len}")
             _check_increasing(y_index, "y_timestamp")
+            if str(x_index.tz) != str(y_index.tz):
+                # the calendar features are read in each index's own zone: mixing zones shifts hours between them
+                raise ValueError(
+                    f"{where}`x_timestamp` and `y_timestamp` must be in the same time zone, got {x_index.tz} and "
+                    f"{y_index.tz}; convert one, e.g. y_timestamp.tz_convert({str(x_index.tz)!r})"
+                    if x_index.tz is not None and y_index.tz is not None
+                    else f"{where}`x_timestamp` and `y_timestamp` must both have a time zone or both have none, got "
+                    f"{x_index.tz} and {y_index.tz}"
+                )
             if y_index[0] <= x_index[-1]:
                 raise ValueError(
                     f"{where}`y_timestamp` must start after the last context timestamp ({y_index[0]} <= {x_index[-1]})"

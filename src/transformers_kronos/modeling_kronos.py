@@ -14,6 +14,7 @@ This file imports only ``torch``, ``transformers`` and its sibling configuration
 
 import copy
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -31,6 +32,8 @@ from .configuration_kronos import KronosConfig, KronosTokenizerConfig
 # Sizes of the calendar tables, in the order of the stamp features: minute, hour, weekday, day, month.
 STAMP_FIELDS = ("minute", "hour", "weekday", "day", "month")
 STAMP_SIZES = (60, 24, 7, 32, 13)
+# the smallest sampling temperature: float32 logits divided by less may overflow to inf (top_k=1 is greedy)
+MIN_TEMPERATURE = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -913,41 +916,87 @@ class KronosBSQuantizer(nn.Module):
 def _check_ids(name, ids, vocab):
     if not isinstance(ids, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor of token ids, got {type(ids).__name__}")
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise TypeError(f"`{name}` must hold integer token ids, got dtype {ids.dtype}")
+    if ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"`{name}` must hold integer token ids (int64 or int32), got dtype {ids.dtype}")
     if ids.dim() != 2:
         raise ValueError(f"`{name}` must have shape (batch, seq_len), got {tuple(ids.shape)}")
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
         raise ValueError(f"`{name}` has ids outside [0, {vocab}): min {int(ids.min())}, max {int(ids.max())}")
 
 
-def _check_stamp(stamp, batch, seq_len):
+def _check_stamp(stamp, batch, seq_len, name="stamp"):
     if stamp is None:
         return
     if not isinstance(stamp, torch.Tensor):
-        raise TypeError(f"`stamp` must be a torch.Tensor, got {type(stamp).__name__}")
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(stamp).__name__}")
     if stamp.dim() != 3 or stamp.shape[0] != batch or stamp.shape[1] != seq_len or stamp.shape[2] != len(STAMP_SIZES):
         raise ValueError(
-            f"`stamp` must have shape ({batch}, {seq_len}, {len(STAMP_SIZES)}) (minute, hour, weekday, day, month), "
+            f"`{name}` must have shape ({batch}, {seq_len}, {len(STAMP_SIZES)}) (minute, hour, weekday, day, month), "
             f"got {tuple(stamp.shape)}"
         )
+    if stamp.is_complex() or stamp.dtype == torch.bool:
+        raise TypeError(f"`{name}` must hold integer or float calendar features, got dtype {stamp.dtype}")
     if stamp.is_floating_point() and not torch.isfinite(stamp).all():
-        raise ValueError("`stamp` contains NaN or inf")
+        raise ValueError(f"`{name}` contains NaN or inf")
     for i, (field, size) in enumerate(zip(STAMP_FIELDS, STAMP_SIZES)):
         column = stamp[..., i]
         if column.numel() and (float(column.min()) < 0 or float(column.max()) >= size):
             raise ValueError(
-                f"`stamp` field {field!r} must lie in [0, {size}), got values in [{float(column.min())}, {float(column.max())}]"
+                f"`{name}` field {field!r} must lie in [0, {size}), got values in [{float(column.min())}, {float(column.max())}]"
             )
 
 
-def _check_mask(attention_mask, batch, length):
+def _check_mask(attention_mask, batch, length, left_padded=False):
+    """A padding mask `(batch, length)` of 0 and 1 with a real position in every row (and with `left_padded`, its
+    padding before the real positions, as decoding appends after them)."""
     if attention_mask is None:
         return
     if not isinstance(attention_mask, torch.Tensor):
         raise TypeError(f"`attention_mask` must be a torch.Tensor, got {type(attention_mask).__name__}")
     if tuple(attention_mask.shape) != (batch, length):
         raise ValueError(f"`attention_mask` must have shape ({batch}, {length}), got {tuple(attention_mask.shape)}")
+    if attention_mask.is_complex() or not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        raise ValueError("`attention_mask` must hold only 0 (padding) and 1 (real positions)")
+    if length and not bool(attention_mask.bool().any(dim=-1).all()):
+        raise ValueError("`attention_mask` has a row without any real position")
+    if left_padded and length > 1 and bool((attention_mask[:, 1:] < attention_mask[:, :-1]).any()):
+        raise ValueError("`attention_mask` must pad on the left (zeros before ones), since tokens are appended on the right")
+
+
+def _check_count(name, value, minimum=1):
+    """`value` as an `int` of at least `minimum`, or a `TypeError`/`ValueError` naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def check_sampling(temperature, top_k, top_p, temperature_name="temperature"):
+    """
+    Validate sampling controls; returns them normalised: `(float temperature, int top_k, float top_p)`, with
+    `top_k=None` → 0 (no top-k filter) and `top_p=None` → 1.0 (no nucleus filter).
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"`{temperature_name}` (temperature) must be a number, got {type(temperature).__name__}")
+    if not math.isfinite(temperature) or temperature < MIN_TEMPERATURE:
+        raise ValueError(
+            f"`{temperature_name}` (temperature) must be finite and at least {MIN_TEMPERATURE:g} (below, logits / "
+            f"temperature overflows float32; use top_k=1 for greedy decoding), got {temperature}"
+        )
+    if top_k is None:
+        top_k = 0
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
+        raise TypeError(f"`top_k` must be an integer (0 or None: no top-k filter), got {type(top_k).__name__}")
+    if top_k < 0:
+        raise ValueError(f"`top_k` must be >= 0 (0: no top-k filter), got {top_k}")
+    if top_p is None:
+        top_p = 1.0
+    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real):
+        raise TypeError(f"`top_p` must be a number in (0, 1], got {type(top_p).__name__}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"`top_p` must lie in (0, 1], got {top_p}")
+    return float(temperature), int(top_k), float(top_p)
 
 
 def _check_same_shape(**tensors):
@@ -1614,6 +1663,12 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         """
         if validate:
             _check_ids("s1_ids", s1_ids, self.s1_vocab_size)
+            if not isinstance(context, torch.Tensor) or context.dim() != 3 or not context.is_floating_point():
+                raise TypeError(
+                    "`context` must be the float tensor `(batch, seq_len, d_model)` that decode_s1 returns, got "
+                    + (f"shape {tuple(context.shape)} of {context.dtype}" if isinstance(context, torch.Tensor)
+                       else type(context).__name__)
+                )
             if context.shape[0] != s1_ids.shape[0]:
                 raise ValueError(f"batch size of `context` ({context.shape[0]}) and `s1_ids` ({s1_ids.shape[0]}) differ")
             if s1_ids.shape[1] not in (1, context.shape[1]):
@@ -1660,6 +1715,8 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             raise ValueError("`use_teacher_forcing=True` needs `s1_targets` (or `s1_labels`)")
         for name, labels in (("s1_labels", s1_labels), ("s2_labels", s2_labels), ("s1_targets", s1_targets)):
             if labels is not None:
+                if not isinstance(labels, torch.Tensor):
+                    raise TypeError(f"`{name}` must be a torch.Tensor of token ids, got {type(labels).__name__}")
                 if tuple(labels.shape) != tuple(s1_ids.shape):
                     raise ValueError(f"`{name}` must have shape {tuple(s1_ids.shape)}, got {tuple(labels.shape)}")
         if s1_labels is not None:
@@ -1748,17 +1805,22 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             `(s1, s2, attention_mask)`: the generated tokens, each `(batch * sample_count, pred_len)`, and the mask of
             the prompt repeated per path (or `None`).
         """
-        max_context = int(max_context or self.config.max_context)
+        max_context = _check_count("max_context", self.config.max_context if max_context is None else max_context)
         if sliding not in ("exact", "rolling"):
             raise ValueError(f"`sliding` must be 'exact' or 'rolling', got {sliding!r}")
-        if pred_len < 1:
-            raise ValueError(f"`pred_len` must be at least 1, got {pred_len}")
-        if sample_count < 1:
-            raise ValueError(f"`sample_count` must be at least 1, got {sample_count}")
-        if temperature <= 0:
-            raise ValueError(f"`temperature` must be positive, got {temperature}")
-        self._validate(s1_ids, s2_ids, stamp, attention_mask)
-        _check_stamp(future_stamp, s1_ids.shape[0], pred_len)
+        pred_len = _check_count("pred_len", pred_len)
+        sample_count = _check_count("sample_count", sample_count)
+        temperature, top_k, top_p = check_sampling(temperature, top_k, top_p)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
+        for name, value in (("stamp", stamp), ("future_stamp", future_stamp)):
+            if value is None:
+                raise TypeError(f"`{name}` is required: the calendar features (minute, hour, weekday, day, month)")
+        self._validate(s1_ids, s2_ids, stamp, None)
+        if s1_ids.shape[1] == 0:
+            raise ValueError("the prompt is empty: `s1_ids` and `s2_ids` need at least one position")
+        _check_mask(attention_mask, s1_ids.shape[0], s1_ids.shape[1], left_padded=True)
+        _check_stamp(future_stamp, s1_ids.shape[0], pred_len, name="future_stamp")
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # nothing padded: the unmasked kernels are faster and match upstream bitwise
         # inference mode skips autograd's bookkeeping on every operation (~20% of a one-row step on CPU); the tokens
@@ -1877,8 +1939,10 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
 
 
 def _check_labels(name, labels, vocab):
-    if labels.is_floating_point():
-        raise TypeError(f"`{name}` must hold integer token ids, got dtype {labels.dtype}")
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor of token ids, got {type(labels).__name__}")
+    if labels.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"`{name}` must hold integer token ids (int64 or int32), got dtype {labels.dtype}")
     valid = labels[labels != -100]
     if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= vocab):
         raise ValueError(f"`{name}` has ids outside [0, {vocab}) (use -100 to ignore a position)")
