@@ -186,3 +186,42 @@ def test_prepare_kline_frame_refuses_values_beyond_float32_statistics():
     frame.loc[frame["symbol"] == "B", "close"] *= 1e20
     with pytest.raises(ValueError, match=r"series 'B': column\(s\) \['close'"):
         prepare_kline_frame(frame, series_column="symbol")
+
+
+def test_bad_series_dicts_and_split_arguments():
+    good = prepare_kline_frame(kline_frame(30))
+    values, stamps = good[None]
+    cases = [
+        ({"a": 1}, TypeError, "series 'a' must be a pair"),
+        ({"a": (values, stamps[:10])}, ValueError, "series 'a' has 30 candles but 10 stamps"),
+        ({"a": (values[:, :3], stamps)}, ValueError, r"values must be floats of shape \(n, 6\)"),
+        ({"a": (values, stamps[:, :4])}, ValueError, r"stamps must be numbers of shape \(n, 5\)"),
+        ({"a": (np.where(np.arange(30)[:, None] == 3, np.nan, values), stamps)}, ValueError, "NaN or infinite"),
+    ]
+    for data, error, message in cases:
+        with pytest.raises(error, match=message):
+            KronosWindowDataset(data, lookback=3, pred_window=2)
+        with pytest.raises(error, match=message):
+            chronological_split(data, 0.2)
+    with pytest.raises(TypeError, match="`validation_fraction` must be a number"):
+        chronological_split(good, "0.2")
+    with pytest.raises(TypeError, match="must be the dict that prepare_kline_frame returns"):
+        chronological_split([1], 0.2)
+    # a numpy scalar is a number; a zero validation fraction gives no validation set
+    train, validation = KronosWindowDataset.from_splits(kline_frame(30), 3, 2, 0.0, clip=np.float32(4))
+    assert validation is None and len(train) == 30 - 6 + 1 and train.clip == 4.0
+
+
+def test_bad_files_and_columns(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match="empty.csv' is empty"):
+        load_kline_table(tmp_path / "empty.csv")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(ValueError, match="cannot read .*bad.parquet' as Parquet"):
+        load_kline_table(tmp_path / "bad.parquet")
+    frame = kline_frame(12)
+    with pytest.raises(ValueError, match=r"the column\(s\) \['close'\] more than once"):
+        prepare_kline_frame(pd.concat([frame, frame[["close"]]], axis=1))
+    frame["s"] = [[1]] * 12
+    with pytest.raises(TypeError, match="column 's' must hold hashable series ids"):
+        prepare_kline_frame(frame, series_column="s")

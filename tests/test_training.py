@@ -23,6 +23,7 @@ from transformers_kronos.training import (
     KronosTrainer,
     KronosWindowCollator,
     check_tokenizer_compatible,
+    tokenize_windows,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -357,6 +358,23 @@ def test_tokenizer_bits_must_match_the_model():
     with pytest.raises(ValueError, match="7 features per candle but the tokenizer reads d_in=6"):
         check_tokenizer_compatible(model, KronosTokenizerModel(KronosTokenizerConfig(**TOKENIZER_CONFIG)), 7)
     assert not os.path.exists("unused")
+
+
+def test_collator_and_tokenize_windows_check_their_input():
+    collate = KronosWindowCollator()
+    with pytest.raises(TypeError, match="windows must be dicts with 'x' and 'stamp'"):
+        collate([torch.zeros(3)])
+    with pytest.raises(ValueError, match="every window must have a 'stamp' entry"):
+        collate([{"x": torch.zeros(8, 6), "stamp": torch.zeros(8, 5)}, {"x": torch.zeros(8, 6)}])
+    with pytest.raises(ValueError, match="cannot collate an empty list"):
+        collate([])
+    tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TOKENIZER_CONFIG)).eval()
+    with pytest.raises(TypeError, match="`x` must be a torch.Tensor, got ndarray"):
+        tokenize_windows(tokenizer, np.zeros((2, 5, 6)), torch.zeros(2, 5, 5))
+    with pytest.raises(ValueError, match="`stamp` must have the batch and window of `x`"):
+        tokenize_windows(tokenizer, torch.zeros(2, 5, 6), torch.zeros(2, 4, 5))
+    batch = tokenize_windows(tokenizer, torch.randn(2, 5, 6), torch.zeros(2, 5, 5))
+    assert batch["s1_ids"].shape == (2, 4) and torch.equal(batch["s1_ids"][:, 1:], batch["s1_labels"][:, :-1])
 
 
 # ---------------------------------------------------------------------------------------------------------- scripts

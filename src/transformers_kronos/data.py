@@ -15,6 +15,7 @@ window indices with its seed, so epochs draw windows at random and a run is repr
 """
 
 import logging
+import numbers
 import os
 from pathlib import Path
 
@@ -59,12 +60,15 @@ def load_kline_table(source):
         if not path.is_file():
             raise FileNotFoundError(f"no such data file: {str(path)!r}")
         suffix = path.suffix.lower()
-        if suffix == ".csv":
-            frame = pd.read_csv(path)
-        elif suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
+        if suffix not in (".csv", ".parquet", ".pq"):
             raise ValueError(f"cannot read {str(path)!r}: expected a .csv, .parquet or .pq file")
+        try:
+            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{str(path)!r} is empty") from None
+        except (ValueError, OSError, UnicodeDecodeError) as err:  # parser errors, corrupt Parquet (ArrowInvalid)
+            kind = "CSV" if suffix == ".csv" else "Parquet"
+            raise ValueError(f"cannot read {str(path)!r} as {kind}: {' '.join(str(err).split())}") from None
     elif type(source).__module__.split(".")[0] == "datasets":
         import datasets  # only now: it is an optional dependency
 
@@ -127,6 +131,9 @@ def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None
             f"(required: {required}, optional: ['volume', 'amount'])"
         )
     frame = frame.reset_index(drop=True)
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:
+        raise ValueError(f"the K-line table has the column(s) {repeated} more than once")
 
     columns = {}
     for name in (c for c in FEATURE_COLUMNS if c in frame.columns):
@@ -168,7 +175,10 @@ def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None
         bad = np.flatnonzero(ids.isna().to_numpy())
         if len(bad):
             raise ValueError(f"column {series_column!r} has missing series ids at {_rows_message(bad)}")
-        groups = {key: np.asarray(rows) for key, rows in ids.groupby(ids, sort=False).indices.items()}
+        try:
+            groups = {key: np.asarray(rows) for key, rows in ids.groupby(ids, sort=False).indices.items()}
+        except TypeError as err:  # e.g. lists as ids
+            raise TypeError(f"column {series_column!r} must hold hashable series ids (names or numbers): {err}") from None
 
     time_ns = timestamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
     series = {}
@@ -187,6 +197,30 @@ def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None
     return series
 
 
+def _check_series(series):
+    """Raise unless `series` has the form [`prepare_kline_frame`] returns: id → `(values (n, 6), stamps (n, 5))`."""
+    if not isinstance(series, dict):
+        raise TypeError(f"`series` must be the dict that prepare_kline_frame returns, got {type(series).__name__}")
+    for key, pair in series.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"series {key!r} must be a pair (values, stamps), got {type(pair).__name__}")
+        values, stamps = (np.asarray(part) for part in pair)
+        if values.ndim != 2 or values.shape[1] != len(FEATURE_COLUMNS) or values.dtype.kind != "f":
+            raise ValueError(
+                f"series {key!r}: values must be floats of shape (n, {len(FEATURE_COLUMNS)}) ({', '.join(FEATURE_COLUMNS)}), "
+                f"got {values.dtype} {values.shape}"
+            )
+        if stamps.ndim != 2 or stamps.shape[1] != len(TIME_FEATURES) or stamps.dtype.kind not in "iuf":
+            raise ValueError(
+                f"series {key!r}: stamps must be numbers of shape (n, {len(TIME_FEATURES)}) ({', '.join(TIME_FEATURES)}), "
+                f"got {stamps.dtype} {stamps.shape}"
+            )
+        if len(stamps) != len(values):
+            raise ValueError(f"series {key!r} has {len(values)} candles but {len(stamps)} stamps")
+        if not np.isfinite(values).all():
+            raise ValueError(f"series {key!r} has NaN or infinite values")
+
+
 def chronological_split(series, validation_fraction):
     """
     Split every series in time: its first candles for training, its last `validation_fraction` for validation.
@@ -200,6 +234,9 @@ def chronological_split(series, validation_fraction):
     Returns:
         `(train_series, validation_series)`, two dicts of the same form.
     """
+    _check_series(series)
+    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, numbers.Real):
+        raise TypeError(f"`validation_fraction` must be a number in [0, 1), got {type(validation_fraction).__name__}")
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"`validation_fraction` must lie in [0, 1), got {validation_fraction}")
     train, validation = {}, {}
@@ -244,7 +281,7 @@ class KronosWindowDataset(torch.utils.data.Dataset):
         for name, value in (("lookback", lookback), ("pred_window", pred_window), ("stride", stride)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"`{name}` must be an integer of at least 1, got {value!r}")
-        if not isinstance(clip, (int, float)) or isinstance(clip, bool) or not clip > 0:
+        if not isinstance(clip, numbers.Real) or isinstance(clip, bool) or not clip > 0:
             raise ValueError(f"`clip` must be a positive number, got {clip!r}")
         self.lookback = int(lookback)
         self.pred_window = int(pred_window)
@@ -253,6 +290,7 @@ class KronosWindowDataset(torch.utils.data.Dataset):
         self.stride = int(stride)
 
         if isinstance(data, dict):
+            _check_series(data)
             series = data
         else:
             series = prepare_kline_frame(load_kline_table(data), timestamp_column, series_column)
@@ -291,11 +329,13 @@ class KronosWindowDataset(torch.utils.data.Dataset):
         A training and a validation dataset from one table, split in time per series (see [`chronological_split`]).
 
         Returns:
-            `(train_dataset, validation_dataset)`.
+            `(train_dataset, validation_dataset)`; `validation_dataset` is `None` when `validation_fraction` is 0.
         """
         series = prepare_kline_frame(load_kline_table(data), timestamp_column, series_column)
         train, validation = chronological_split(series, validation_fraction)
         train_dataset = cls(train, lookback, pred_window, **kwargs)
+        if validation_fraction == 0:
+            return train_dataset, None
         try:
             validation_dataset = cls(validation, lookback, pred_window, **kwargs)
         except ValueError as err:

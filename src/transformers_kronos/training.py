@@ -35,10 +35,14 @@ class KronosWindowCollator:
     def __call__(self, features):
         if not features:
             raise ValueError("cannot collate an empty list of windows")
+        bad = next((f for f in features if not isinstance(f, dict)), None)
+        if bad is not None:
+            raise TypeError(f"windows must be dicts with 'x' and 'stamp' (as KronosWindowDataset yields), got {type(bad).__name__}")
         batch = {}
         for key in ("x", "stamp"):
-            if key not in features[0]:
-                raise ValueError(f"every window must have a {key!r} entry, got keys {sorted(features[0])}")
+            missing = next((f for f in features if key not in f), None)
+            if missing is not None:
+                raise ValueError(f"every window must have a {key!r} entry, got keys {sorted(missing)}")
             tensors = [torch.as_tensor(f[key], dtype=torch.float32) for f in features]
             shapes = {tuple(t.shape) for t in tensors}
             if len(shapes) > 1:
@@ -101,8 +105,13 @@ def tokenize_windows(tokenizer, x, stamp):
         `dict` of `s1_ids`, `s2_ids`, `stamp` (positions `0 .. window-2`) and `s1_labels`, `s2_labels` (positions
         `1 .. window-1`), ready for [`KronosForTokenPrediction.forward`].
     """
+    for name, value in (("x", x), ("stamp", stamp)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
     if x.dim() != 3 or x.shape[1] < 2:
         raise ValueError(f"`x` must have shape (batch, window >= 2, d_in), got {tuple(x.shape)}")
+    if stamp.shape[:2] != x.shape[:2]:
+        raise ValueError(f"`stamp` must have the batch and window of `x` {tuple(x.shape[:2])}, got {tuple(stamp.shape)}")
     device = x.device
     with torch.autocast(device_type=device.type, enabled=False):
         s1, s2 = tokenizer.encode(x, half=True)
