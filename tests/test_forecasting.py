@@ -363,6 +363,20 @@ def test_infer_future_timestamps():
         infer_future_timestamps(pd.to_datetime(["2024-01-01"]), 2)
 
 
+def test_predict_continues_the_trading_calendar(forecaster):
+    """Sessions with a lunch break and weekends: omitted `y_timestamp` follows the history's calendar."""
+    from transformers_kronos.synthetic import generate_klines
+
+    frame = generate_klines(48 * 5, start="2024-01-08", seed=0)  # five sessions, the last ends Friday 15:00
+    stamps = frame.pop("timestamps").dt.tz_localize("Asia/Shanghai").rename("when")
+    future = infer_future_timestamps(stamps, 26)
+    assert future.name == "when" and str(future.tz) == "Asia/Shanghai"
+    assert [str(t)[:19] for t in future[[0, 23, 24]]] == ["2024-01-15 09:35:00", "2024-01-15 11:30:00",
+                                                          "2024-01-15 13:05:00"]
+    out = forecaster.predict(frame, stamps, pred_len=26, top_k=1, verbose=False)
+    assert out.index.equals(future)
+
+
 def test_calendar_features():
     ts = pd.to_datetime(["2024-03-15 13:45", "2024-12-31 00:01"])
     np.testing.assert_array_equal(calendar_features(ts), [[45, 13, 4, 15, 3], [1, 0, 1, 31, 12]])

@@ -297,54 +297,17 @@ def _parse_timestamps(values):
 
 def infer_future_timestamps(timestamps, pred_len):
     """
-    The `pred_len` timestamps that follow `timestamps`, on the same bar length and trading calendar.
-
-    1. Every gap equal (a market that never closes): the future is the same regular grid.
-    2. A frequency pandas recognises over the whole history (`pd.infer_freq`: business days, month ends, ...):
-       continued with that frequency.
-    3. Otherwise the history follows an exchange calendar. The bar length is the most common gap, and future bars
-       are kept on the times of day (for intraday bars) and the weekdays that occur in the history, which
-       reproduces sessions, lunch breaks, nights, weekends. (Holidays cannot be known from the history.)
-
-    Raises:
-        `CliError` when no bar length accounts for at least half of the gaps.
+    The `pred_len` timestamps that follow `timestamps`, on the same bar length and trading calendar (see
+    [`transformers_kronos.infer_future_timestamps`]); `CliError` when they cannot be inferred.
     """
-    stamps = pd.DatetimeIndex(timestamps)
-    if len(stamps) < 3:
-        raise CliError(f"need at least 3 timestamps to infer the future ones, got {len(stamps)}")
-    gaps = pd.Series(stamps[1:] - stamps[:-1])
-    step = gaps.mode().iloc[0]
-    if (gaps == step).all():
-        return pd.date_range(stamps[-1] + step, periods=pred_len, freq=step)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pandas 3 announces an offset return type; date_range takes either
-            freq = pd.infer_freq(stamps)  # business days, month ends, ...: frequencies pandas knows
-    except (TypeError, ValueError):
-        freq = None
-    if freq is not None:
-        return pd.date_range(stamps[-1], periods=pred_len + 1, freq=freq)[1:]
-    if (gaps == step).mean() < 0.5:
-        raise CliError(
-            "cannot infer the future timestamps: the gaps between timestamps are irregular "
-            f"(the most common one, {step}, covers only {100 * (gaps == step).mean():.0f}% of them)"
-        )
+    from .forecasting import infer_future_timestamps as infer
 
-    weekdays = set(stamps.day_of_week)
-    if stamps[-1] - stamps[0] < pd.Timedelta(days=7):
-        # too short to have seen every trading day: keep to working days if that is all it shows
-        weekdays = set(range(5)) if weekdays <= set(range(5)) else set(range(7))
-    intraday = step < pd.Timedelta(days=1)
-    times = set(stamps - stamps.normalize()) if intraday else None
-    future, t = [], stamps[-1]
-    # skipping a long weekend of 1-minute bars takes a few thousand steps; bound the search all the same
-    for _ in range(pred_len * 20_000):
-        t = t + step
-        if t.day_of_week in weekdays and (times is None or (t - t.normalize()) in times):
-            future.append(t)
-            if len(future) == pred_len:
-                return pd.DatetimeIndex(future)
-    raise CliError("cannot infer the future timestamps: the history's calendar leaves no room for more bars")
+    if len(timestamps) < 3:
+        raise CliError(f"need at least 3 timestamps to infer the future ones, got {len(timestamps)}")
+    try:
+        return infer(pd.DatetimeIndex(timestamps), pred_len)
+    except ValueError as err:
+        raise CliError(_one_line(err).replace("; pass `y_timestamp`", "")) from None
 
 
 # ----------------------------------------------------------------------------------------------------------------

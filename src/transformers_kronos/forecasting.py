@@ -65,14 +65,19 @@ def calendar_features(timestamps):
 
 def infer_future_timestamps(x_timestamp, pred_len):
     """
-    The `pred_len` timestamps that follow `x_timestamp`, for a regular series.
+    The `pred_len` timestamps that follow `x_timestamp`, on the same bar length and trading calendar.
 
-    A constant step between all timestamps is continued as it is; otherwise pandas' frequency inference is tried
-    (business days, month ends, ...). Irregular timestamps (exchange sessions with lunch breaks, holidays) have no
-    such frequency: pass `y_timestamp` explicitly for them.
+    1. Every step equal (a market that never closes): the same regular grid continues.
+    2. A frequency pandas recognises over the whole history (`pd.infer_freq`: business days, month ends, ...):
+       continued with that frequency.
+    3. Otherwise the history follows an exchange calendar, if one bar length (the most common step) accounts for at
+       least half of the steps: future bars are kept on the times of day (for intraday bars) and the weekdays that
+       occur in the history, which reproduces sessions, lunch breaks, nights and weekends. Holidays cannot be known
+       from the history: pass `y_timestamp` where they matter.
 
     Raises:
-        `ValueError` when no regular frequency can be inferred.
+        `ValueError` when no bar length accounts for half of the steps, or the history's calendar leaves no bar within
+        two weeks.
     """
     index = _as_datetime_index(x_timestamp, "x_timestamp")
     _check_increasing(index, "x_timestamp")
@@ -85,12 +90,45 @@ def infer_future_timestamps(x_timestamp, pred_len):
         return pd.DatetimeIndex([index[-1] + step * (i + 1) for i in range(pred_len)], name=index.name)
     with warnings.catch_warnings():  # pandas 3 announces that infer_freq will return an offset; both work below
         warnings.simplefilter("ignore")
-        freq = pd.infer_freq(index) if len(index) >= 3 else None
-    if freq is None:
+        try:
+            freq = pd.infer_freq(index) if len(index) >= 3 else None
+        except (TypeError, ValueError):
+            freq = None
+    if freq is not None:
+        return pd.date_range(start=index[-1], periods=pred_len + 1, freq=freq, name=index.name)[1:]
+    return _continue_calendar(index, pd.Series(index[1:] - index[:-1]), pred_len)
+
+
+def _continue_calendar(index, gaps, pred_len):
+    """Step 3 of [`infer_future_timestamps`]: the bars of the history's sessions and weekdays that follow it."""
+    step = gaps.mode().iloc[0]
+    share = float((gaps == step).mean())
+    if share < 0.5:
         raise ValueError(
-            "cannot infer future timestamps: `x_timestamp` has no regular frequency (its steps vary); pass `y_timestamp`"
+            "cannot infer future timestamps: the steps between timestamps are irregular (the most common one, "
+            f"{step}, covers only {100 * share:.0f}% of them); pass `y_timestamp`"
         )
-    return pd.date_range(start=index[-1], periods=pred_len + 1, freq=freq, name=index.name)[1:]
+    weekdays = set(index.day_of_week)
+    if index[-1] - index[0] < pd.Timedelta(days=7):
+        # too short to have seen every trading day: keep to working days if that is all it shows
+        weekdays = set(range(5)) if weekdays <= set(range(5)) else set(range(7))
+    intraday = step < pd.Timedelta(days=1)
+    times = set(index - index.normalize()) if intraday else None
+    # no market pauses for two weeks: a calendar that finds no bar within them cannot be continued
+    tries = max(1, int(pd.Timedelta(days=14) / step))
+    future, t = [], index[-1]
+    while len(future) < pred_len:
+        for _ in range(tries):
+            t = t + step
+            if t.day_of_week in weekdays and (times is None or (t - t.normalize()) in times):
+                future.append(t)
+                break
+        else:
+            raise ValueError(
+                "cannot infer future timestamps: the history's calendar leaves no bar within two weeks; pass "
+                "`y_timestamp`"
+            )
+    return pd.DatetimeIndex(future, name=index.name)
 
 
 # --------------------------------------------------------------------------------------------------------------------
