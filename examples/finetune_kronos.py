@@ -159,10 +159,36 @@ def prepare(model_args, data_args):
     return model, tokenizer, train, validation
 
 
+def _has_accelerator():
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return (
+        torch.cuda.is_available()
+        or (mps is not None and mps.is_available())
+        or (xpu is not None and xpu.is_available())
+    )
+
+
 def parse_arguments(parser, argv):
-    """The script's argument dataclasses from `argv`: a single `.json` file, or command-line flags."""
+    """
+    The script's argument dataclasses from `argv`: a single `.json` file, or command-line flags. Without a GPU the
+    run is on the CPU, as `--use_cpu` says (which `TrainingArguments` demands before it accepts `--bf16` there).
+    """
+    on_cpu = not _has_accelerator()
     if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(os.path.abspath(argv[0]))
+        path = os.path.abspath(argv[0])
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = json.load(f)
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read the arguments file {argv[0]}: {err}") from None
+        if on_cpu and isinstance(values, dict):
+            values.setdefault("use_cpu", True)
+        return parser.parse_dict(values)
+    if on_cpu and not any(a == "--use_cpu" or a.startswith("--use_cpu=") for a in argv):
+        argv = [*argv, "--use_cpu"]
     return parser.parse_args_into_dataclasses(args=argv)
 
 

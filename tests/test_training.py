@@ -422,12 +422,14 @@ def test_scripts_end_to_end(checkpoints, tmp_path):
 
 
 def test_script_trains_a_new_model_from_overrides(checkpoints, tmp_path):
+    """Also `--bf16` without `--use_cpu`, as the README writes it: on a machine without a GPU that is the CPU."""
     data = tmp_path / "train.csv"
     kline_frame(40).to_csv(data, index=False)
     overrides = ",".join(f"{k}={v}" for k, v in MODEL_CONFIG.items() if k in ("n_layers", "d_model", "n_heads", "ff_dim", "s1_bits", "s2_bits"))
+    flags = [flag for flag in COMMON if flag != "--use_cpu"]
     assert load_script("finetune_kronos").main(
         ["--config_overrides", overrides, "--tokenizer_name_or_path", str(checkpoints[1]), "--train_file", str(data),
-         "--output_dir", str(tmp_path / "new"), "--max_steps", "1", "--s2_conditioning", "sampled", *COMMON]
+         "--output_dir", str(tmp_path / "new"), "--max_steps", "1", "--s2_conditioning", "sampled", "--bf16", *flags]
     ) == 0
     config = json.loads((tmp_path / "new" / "config.json").read_text())
     assert config["model_type"] == "kronos" and config["s2_conditioning"] == "sampled" and config["d_model"] == 32
