@@ -420,14 +420,43 @@ def test_failed_write_removes_the_folders_it_made(tiny_checkpoints, history_csv,
     assert files_in(tmp_path) == []
 
 
-def test_cuda_requested_without_cuda(tiny_checkpoints, history_csv, tmp_path, capsys):
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA device is present")
+def test_accelerator_requested_without_one(tiny_checkpoints, history_csv, tmp_path, capsys):
     model, tokenizer = tiny_checkpoints
-    status, _, err = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--device", "cuda",
-                              "--output", tmp_path / "o.csv"], capsys)
-    assert status == 2 and "no CUDA device" in err
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    missing = [(d, m) for d, m, present in (("cuda", "no CUDA device", torch.cuda.is_available()),
+                                            ("mps", "no MPS (Apple GPU) device", mps)) if not present]
+    if not missing:
+        pytest.skip("CUDA and MPS are both present")
+    for device, message in missing:
+        status, _, err = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--device", device,
+                                  "--output", tmp_path / "o.csv"], capsys)
+        assert status == 2 and message in err
     assert files_in(tmp_path) == []
+
+
+def test_sliding_mode_reaches_the_forecaster(tiny_checkpoints, history_csv, tmp_path, monkeypatch, capsys):
+    """The tiny model's context is 64 candles: with 64 of history every forecast step slides the window."""
+    from transformers_kronos.forecasting import KronosForecaster
+
+    seen = []
+    predict = KronosForecaster.predict
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs["sliding"])
+        return predict(self, *args, **kwargs)
+
+    monkeypatch.setattr(KronosForecaster, "predict", spy)
+    model, tokenizer = tiny_checkpoints
+    outputs = {}
+    for mode in ("exact", "rolling"):
+        status, _, _ = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--lookback", 64,
+                                "--pred-len", 4, "--samples", 1, "--top-k", 1, "--sliding", mode,
+                                "--output", tmp_path / f"{mode}.csv"], capsys)
+        assert status == 0
+        outputs[mode] = pd.read_csv(tmp_path / f"{mode}.csv")
+    assert seen == ["exact", "rolling"]
+    assert outputs["exact"].shape == outputs["rolling"].shape == (4, 1 + 6 + 18)
+    assert build_parser().parse_args(["--csv", "x.csv"]).sliding == "exact"
 
 
 def test_failure_while_plotting_leaves_nothing(tiny_checkpoints, history_csv, tmp_path, monkeypatch, capsys):
@@ -545,9 +574,9 @@ def test_plot_forecast_checks_its_input(tmp_path):
 
     history = generate_klines(50, seed=0)
     forecast = generate_klines(60, seed=0).iloc[50:]
-    figure = plot_forecast(history, forecast, history_candles=30, title="t", path=tmp_path / "f.svg")
+    figure = plot_forecast(history, forecast, history_candles=30, title="t", path=tmp_path / "new" / "f.svg")
     assert len(figure.axes) == 2  # prices and volume
-    assert (tmp_path / "f.svg").read_text().lstrip().startswith("<?xml")
+    assert (tmp_path / "new" / "f.svg").read_text().lstrip().startswith("<?xml")  # its folder was made
     assert len(plot_forecast(history.drop(columns="volume"), forecast).axes) == 1  # no volume panel
     with pytest.raises(TypeError, match="history"):
         plot_forecast(history.to_numpy(), forecast)

@@ -136,7 +136,11 @@ def build_parser():
     parser.add_argument("--output", default="forecast.csv", metavar="FILE",
                         help="forecast CSV to write (default: forecast.csv)")
     parser.add_argument("--plot", default=None, metavar="FILE", help="chart to write (e.g. forecast.png)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
+    parser.add_argument("--sliding", choices=("exact", "rolling"), default="exact",
+                        help="once history + forecast exceed the model's context: re-encode the window every step, "
+                             "as upstream (exact), or keep the cache and drop its oldest candle (rolling: much faster, "
+                             "approximate; see docs/forecasting.md) (default: exact)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="default: auto")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="default: float32")
     parser.add_argument("--seed", type=_int_at_least(0, "--seed", maximum=2**64 - 1), default=0, metavar="S",
                         help="random seed (default: 0)")
@@ -326,6 +330,8 @@ def _resolve_device(name):
         return "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise CliError("--device cuda was requested but no CUDA device is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise CliError("--device mps was requested but no MPS (Apple GPU) device is available")
     return name
 
 
@@ -593,6 +599,7 @@ def _sample_paths(forecaster, context, context_stamps, future, args):
         verbose=True,
         return_samples=True,
         batch_size=args.batch_size,
+        sliding=args.sliding,
     )
     # the forecaster always returns all six features; keep those the input has
     keep = [FEATURE_COLUMNS.index(c) for c in context.columns]

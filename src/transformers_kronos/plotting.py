@@ -9,6 +9,8 @@ Candles are drawn at consecutive integer positions rather than at their timestam
 lunch breaks of an exchange calendar leave no empty stretches; tick labels show the real timestamps.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -107,7 +109,8 @@ def plot_forecast(
         samples (`np.ndarray` of shape `(num_samples, pred_len)`, *optional*): Sampled close paths.
         history_candles (`int`, defaults to 120): How much history to show.
         title (`str`, *optional*): Figure title.
-        path (`str` or `os.PathLike`, *optional*): Where to write the image (format from the suffix, e.g. `.png`).
+        path (`str` or `os.PathLike`, *optional*): Where to write the image (format from the suffix, e.g. `.png`);
+            missing folders are made.
         figsize, dpi: Size of the figure.
 
     Returns:
@@ -242,6 +245,7 @@ def plot_forecast(
     tick_ax.set_xticklabels([labels[i] for i in positions], rotation=0, fontsize=8)
     fig.subplots_adjust(left=0.07, right=0.96, top=0.92 if title else 0.95, bottom=0.07)
     if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path)
     return fig
 
