@@ -196,10 +196,15 @@ def test_demo_model_end_to_end_as_module(tmp_path):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def test_demo_model_loads_from_package_data():
+def test_demo_model_loads_from_package_data(capfd):
+    from transformers.utils import logging as hf_logging
+
     from transformers_kronos.demo import demo_path, load_demo
 
+    capfd.readouterr()
     model, tokenizer = load_demo()
+    assert "Loading" not in capfd.readouterr().err, "load_demo draws no loading bars"
+    assert hf_logging.is_progress_bar_enabled(), "and it leaves transformers' bars as they were"
     assert isinstance(model, KronosForTokenPrediction) and isinstance(tokenizer, KronosTokenizerModel)
     assert not model.training and not tokenizer.training
     assert model.config.s1_bits == tokenizer.config.s1_bits and model.config.s2_bits == tokenizer.config.s2_bits

@@ -46,11 +46,19 @@ def load_demo(dtype=None, device=None):
     Returns:
         `(KronosForTokenPrediction, KronosTokenizerModel)`, both in eval mode.
     """
+    from transformers.utils import logging as hf_logging
+
     from ..modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 
     kwargs = {} if dtype is None else {"dtype": dtype}
-    model = KronosForTokenPrediction.from_pretrained(demo_path(DEMO_PREDICTOR), **kwargs).eval()
-    tokenizer = KronosTokenizerModel.from_pretrained(demo_path(DEMO_TOKENIZER), **kwargs).eval()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # two small local files: a loading bar each would only be noise
+    try:
+        model = KronosForTokenPrediction.from_pretrained(demo_path(DEMO_PREDICTOR), **kwargs).eval()
+        tokenizer = KronosTokenizerModel.from_pretrained(demo_path(DEMO_TOKENIZER), **kwargs).eval()
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     if device is not None:
         model, tokenizer = model.to(device), tokenizer.to(device)
     return model, tokenizer
