@@ -330,6 +330,11 @@ def _broken_checkpoints(base, src):
         fewer = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("head.")}
     make("missing-weights", json.dumps(config), None)
     save_file(fewer, base / "missing-weights" / "model.safetensors")
+    with safe_open(src / "model.safetensors", "pt") as f:
+        nan = {k: f.get_tensor(k) for k in f.keys()}
+    nan["head.proj_s1.weight"][0, 0] = float("nan")
+    make("nan-weights", json.dumps(config), None)
+    save_file(nan, base / "nan-weights" / "model.safetensors")
     pickled = make("pickle-only", json.dumps(config), None)
     torch.save({"x": torch.zeros(1)}, pickled / "pytorch_model.bin")
     return {
@@ -345,6 +350,7 @@ def _broken_checkpoints(base, src):
         "corrupt weights": ([], make("corrupt", json.dumps(config), b"\x10\x00\x00\x00\x00\x00\x00\x00not a header")),
         "shapes contradict config": ([], make("wrong-shape", json.dumps(wrong_shape))),
         "weights missing": ([], base / "missing-weights"),
+        "nan weights": ([], base / "nan-weights"),
         "pickle only": ([], pickled),
         "bad max context": (["--max-context", "0"], src),
         "bad dtype": (["--dtype", "int8"], src),
@@ -367,6 +373,7 @@ EXPECTED_ERRORS = {
     "corrupt weights": "truncated or corrupt",
     "shapes contradict config": "contradict config.json: .*ffn.w[13].weight has shape",
     "weights missing": "lacks weights the config implies: head.",
+    "nan weights": "holds NaN or infinite weights in head.proj_s1.weight: a broken checkpoint",
     "pickle only": "holds only a pickled pytorch_model.bin",
     "bad max context": "max_context` must be a positive integer",
     "bad dtype": "invalid choice: 'int8'",

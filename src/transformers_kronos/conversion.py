@@ -206,7 +206,7 @@ def load_source_state_dict(local_dir, allow_pickle=False):
 def check_state_dict(model, state_dict, source=SAFE_WEIGHTS_NAME):
     """
     Raise `ValueError` unless `state_dict` holds exactly the weights `model` expects, with the shapes its config
-    implies (upstream's persisted rotary frequencies excepted: they are rebuilt, not loaded).
+    implies (upstream's persisted rotary frequencies excepted: they are rebuilt, not loaded), and all of them finite.
     """
     expected = model.state_dict()
     given = {k: v for k, v in state_dict.items() if not _REBUILT_KEYS.search(k)}
@@ -232,6 +232,10 @@ def check_state_dict(model, state_dict, source=SAFE_WEIGHTS_NAME):
     for key, tensor in given.items():
         if tensor.is_floating_point() != expected[key].is_floating_point():
             raise ValueError(f"{key} in {source} has dtype {tensor.dtype}, expected a tensor like {expected[key].dtype}")
+    broken = [key for key in sorted(given) if given[key].is_floating_point() and not torch.isfinite(given[key]).all()]
+    if broken:
+        more = f" (and {len(broken) - 3} more)" if len(broken) > 3 else ""
+        raise ValueError(f"{source} holds NaN or infinite weights in {', '.join(broken[:3])}{more}: a broken checkpoint")
     return given
 
 
