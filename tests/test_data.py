@@ -138,6 +138,7 @@ def test_chronological_split_per_series():
         (lambda f: f.assign(timestamps=f["timestamps"].astype(str).where(f.index != 2, "yesterday")), r"unparsable timestamps at row 2"),
         (lambda f: f.iloc[[0, 2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11]], r"strictly increasing; they are not at row 2"),
         (lambda f: f.iloc[:0], r"empty"),
+        (lambda f: f.assign(low=f["low"] + 0j), r"'low' holds complex numbers"),
     ],
 )
 def test_bad_tables_name_the_problem(mutate, message):

@@ -506,6 +506,7 @@ def _bad_cases():
         ("nan", dict(ok, df=nan), ValueError, "NaN or inf.*close"),
         ("inf", dict(ok, df=inf), ValueError, "NaN or inf.*volume"),
         ("non-numeric", dict(ok, df=text), TypeError, "'high' must be numeric"),
+        ("complex", dict(ok, df=x.assign(open=x["open"] + 1j)), TypeError, r"'open' must be numeric \(real\)"),
         ("timestamp length", dict(ok, x_timestamp=x_ts.iloc[:-1]), ValueError, "23 timestamps but `df` has 24"),
         ("duplicate timestamps", dict(ok, x_timestamp=dup), ValueError, "duplicate"),
         ("decreasing timestamps", dict(ok, x_timestamp=backwards), ValueError, "not increasing"),

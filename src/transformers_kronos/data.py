@@ -140,6 +140,8 @@ def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None
         raw = frame[name]
         if pd.api.types.is_bool_dtype(raw):
             raise ValueError(f"column {name!r} holds booleans, not numbers")
+        if pd.api.types.is_complex_dtype(raw):
+            raise ValueError(f"column {name!r} holds complex numbers, not real ones")
         values = pd.to_numeric(raw, errors="coerce")
         bad = np.flatnonzero(values.isna().to_numpy() & raw.notna().to_numpy())
         if len(bad):

@@ -255,8 +255,9 @@ def _features(df, where=""):
         raise ValueError(f"{where}`df` has the column(s) {repeated} more than once")
     for column in present:
         dtype = df[column].dtype
-        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
-            raise TypeError(f"{where}column {column!r} must be numeric, got dtype {dtype}")
+        if (not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+                or pd.api.types.is_complex_dtype(dtype)):
+            raise TypeError(f"{where}column {column!r} must be numeric (real), got dtype {dtype}")
     frame = df[present].astype(np.float64)
     # upstream: no volume → volume and amount are zero; volume but no amount → amount = volume * mean price
     if VOLUME_COLUMN not in frame.columns and AMOUNT_COLUMN in frame.columns:
