@@ -19,6 +19,7 @@ from transformers_kronos import (
     infer_future_timestamps,
 )
 from transformers_kronos.forecasting import FEATURE_COLUMNS, quantile_column
+from transformers_kronos.modeling_kronos import sample_tokens
 
 MODEL_CONFIG = TINY_MODEL_CONFIGS["tiny"]
 TOKENIZER_CONFIG = TINY_TOKENIZER_CONFIGS["tiny"]
@@ -135,7 +136,7 @@ def test_ragged_batch_equals_each_series_alone(forecaster):
         )
         for (x, x_ts, y_ts), got in zip(series, batch):
             alone = forecaster.predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
-            np.testing.assert_allclose(got.to_numpy(), alone.to_numpy(), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(got.to_numpy(), alone.to_numpy(), rtol=1e-6, atol=1e-6)
             assert (got.index == alone.index).all()
     finally:
         forecaster.max_context = 512
@@ -152,7 +153,7 @@ def test_batch_size_splits_the_batch(forecaster, capsys):
         assert len(parts) == len(series)
         for got, expected in zip(parts, whole):
             # the passes pad to different lengths, so the masked kernels differ (as a batch and a series alone do)
-            np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-6, atol=1e-6)
             assert (got.index == expected.index).all()
     assert "18/18" in capsys.readouterr().err  # three passes of 6 steps
 
@@ -208,8 +209,8 @@ def test_batch_size_counts_paths(forecaster, monkeypatch, series, sample_count, 
         # greedy: every path, whichever pass decoded it, is the series' own forecast
         alone = forecaster.predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
         for path in paths:
-            np.testing.assert_allclose(path, alone.to_numpy(), rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(forecast.to_numpy(), alone.to_numpy(), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(path, alone.to_numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(forecast.to_numpy(), alone.to_numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_batch_size_splits_the_paths_of_one_series(forecaster, monkeypatch, capsys):
@@ -262,7 +263,7 @@ def test_samples_and_quantiles(forecaster):
     assert samples.shape == (6, 8, 6)
     assert np.isfinite(samples).all()
     assert not np.allclose(samples[0], samples[1])  # distinct paths
-    np.testing.assert_allclose(mean.to_numpy(), samples.mean(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mean.to_numpy(), samples.mean(axis=0), rtol=1e-6, atol=1e-6)
 
     torch.manual_seed(0)
     table = forecaster.predict_quantiles(x, x_ts, y_ts, quantile_levels=(0.1, 0.5, 0.9), sample_count=6, verbose=False)
@@ -279,12 +280,18 @@ def test_samples_and_quantiles(forecaster):
 
 
 def test_quantiles_batch(forecaster):
+    """Each series' table is its own: greedy paths make every quantile the series' forecast alone."""
     series = [split(*make_klines(n + 4, seed=n), n, 4) for n in (20, 28)]
     tables = forecaster.predict_quantiles_batch(
         [s[0] for s in series], [s[1] for s in series], [s[2] for s in series], quantile_levels=(0.25, 0.75),
-        sample_count=4, verbose=False,
+        sample_count=4, top_k=1, verbose=False,
     )
     assert len(tables) == 2 and all(t.shape == (4, 6 + 12) for t in tables)
+    for (x, x_ts, y_ts), table in zip(series, tables):
+        alone = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False).to_numpy()
+        for level in (None, 0.25, 0.75):
+            columns = list(FEATURE_COLUMNS) if level is None else [quantile_column(c, level) for c in FEATURE_COLUMNS]
+            np.testing.assert_allclose(table[columns].to_numpy(), alone, rtol=1e-6, atol=1e-6)
 
 
 def test_seeded_runs_are_reproducible(forecaster):
@@ -305,6 +312,25 @@ def test_seeded_runs_are_reproducible(forecaster):
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_temperature_divides_the_logits():
+    """Sampling at temperature T draws from softmax(logits / T), with the generator's numbers in upstream's order."""
+    logits = torch.tensor([[2.0, 1.0, 0.5, -1.0], [0.0, 3.0, 1.0, 2.0]])
+    for temperature in (0.3, 1.0, 2.5):
+        want = torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1, generator=torch.Generator().manual_seed(3))
+        got = sample_tokens(logits, temperature, generator=torch.Generator().manual_seed(3))
+        assert torch.equal(got, want)
+    counts = torch.zeros(4)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(400):
+        counts[sample_tokens(logits[:1], 0.05, generator=generator)[0, 0]] += 1
+    assert counts[0] == 400  # a cold temperature concentrates on the most likely token
+
+
+def test_top_k_larger_than_the_vocabulary_keeps_everything():
+    logits = torch.tensor([[4.0, 3.0, 2.0]])
+    assert torch.isfinite(filter_logits(logits.clone(), top_k=10)).all()
+
+
 def test_top_k_none_and_both_filters():
     # upstream crashes on top_k=None and ignores top_p when top_k > 0; here both filters apply
     logits = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]])
@@ -317,25 +343,48 @@ def test_top_k_none_and_both_filters():
 
 
 def test_top_k_none_accepted(forecaster):
+    """`top_k=None` (which crashes upstream) is `top_k=0`: the same draws."""
     x, x_ts, y_ts = split(*make_klines(30, seed=5), 26, 4)
-    out = forecaster.predict(x, x_ts, y_ts, top_k=None, top_p=0.8, verbose=False)
-    assert out.shape == (4, 6) and np.isfinite(out.to_numpy()).all()
+    torch.manual_seed(4)
+    out = forecaster.predict(x, x_ts, y_ts, top_k=None, top_p=0.8, sample_count=2, verbose=False)
+    torch.manual_seed(4)
+    pd.testing.assert_frame_equal(out, forecaster.predict(x, x_ts, y_ts, top_k=0, top_p=0.8, sample_count=2, verbose=False))
 
 
 # ------------------------------------------------------------------------------------------------ modes and options
 
-def test_rolling_mode(forecaster):
-    """Rolling equals exact while the window never fills, and stays close to it once it slides."""
+def test_rolling_mode(forecaster, monkeypatch):
+    """
+    Rolling equals exact while the window never fills. Once it slides, exact re-encodes the window every step and
+    rolling never does (with several sample paths too, whose rolling cache is one copy per path).
+    """
     x, x_ts, y_ts = split(*make_klines(40, seed=6), 30, 10)
     exact = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
     rolling = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False, sliding="rolling")
     pd.testing.assert_frame_equal(exact, rolling)
+
+    passes = []
+    backbone = KronosForTokenPrediction._backbone
+
+    def spy(self, s1_ids, *args, **kwargs):
+        passes.append(s1_ids.shape[1])
+        return backbone(self, s1_ids, *args, **kwargs)
+
+    monkeypatch.setattr(KronosForTokenPrediction, "_backbone", spy)
     forecaster.max_context = 32
     try:
-        rolling = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False, sliding="rolling")
+        # 30 candles of context, 10 forecast: the steps that feed positions 33 to 39 find the window full
+        for sample_count in (1, 2):
+            passes.clear()
+            forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False, sample_count=sample_count)
+            assert passes == [30] + [32] * 7, "exact: the prompt, then one window per sliding step"
+            passes.clear()
+            rolling = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False, sliding="rolling",
+                                         sample_count=sample_count)
+            assert passes == [30], "rolling: the prompt only, the cache drops its oldest position instead"
+            assert rolling.shape == (10, 6) and np.isfinite(rolling.to_numpy()).all()
     finally:
         forecaster.max_context = 512
-    assert rolling.shape == (10, 6) and np.isfinite(rolling.to_numpy()).all()
     with pytest.raises(ValueError, match="sliding"):
         forecaster.predict(x, x_ts, y_ts, verbose=False, sliding="approximate")
 
@@ -395,7 +444,11 @@ def test_constant_series_has_no_nan(forecaster):
     for column in x.columns:
         x[column] = 42.0
     out = forecaster.predict(x, x_ts, y_ts, sample_count=2, verbose=False)
-    assert np.isfinite(out.to_numpy()).all()
+    # a constant normalises to 0 and comes back as the constant, at most clip * 1e-5 away (amount, filled as
+    # upstream, is volume times the mean price)
+    want = np.array([42.0] * 5 + [42.0 * 42.0])
+    assert list(out.columns) == list(FEATURE_COLUMNS)
+    np.testing.assert_allclose(out.to_numpy(), np.broadcast_to(want, out.shape), rtol=0, atol=5 * 1e-5 + 1e-4)
 
 
 def test_values_beyond_float32_statistics_are_refused(forecaster):
@@ -446,7 +499,9 @@ def test_bfloat16(checkpoints):
     x, x_ts, y_ts = split(*make_klines(40, seed=13), 32, 8)
     out = bf16.predict(x, x_ts, y_ts, top_k=1, verbose=False)
     assert out.dtypes.unique().tolist() == [np.float32]
-    assert np.isfinite(out.to_numpy()).all()
+    # bfloat16 rounds every weight to 8 bits of mantissa: the greedy forecast stays near float32's (measured: 1e-3)
+    full = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu").predict(x, x_ts, y_ts, top_k=1, verbose=False)
+    np.testing.assert_allclose(out.to_numpy(), full.to_numpy(), rtol=2e-2, atol=1e-2 * float(x.abs().max().max()))
     mean, samples = bf16.predict(x, x_ts, y_ts, sample_count=3, verbose=False, return_samples=True)
     assert samples.dtype == np.float32 and np.isfinite(samples).all()
 
@@ -463,25 +518,63 @@ def test_converted_checkpoint_and_device_map(checkpoints, forecaster, tmp_path):
     )
 
 
-def test_long_context_keeps_last_window(forecaster):
-    """Contexts longer than max_context are accepted (the predictor sees the last window)."""
-    forecaster.max_context = 16
+@pytest.mark.parametrize("lookback,pred_len,max_context", [(50, 10, 16), (18, 6, 8)])
+def test_context_or_forecast_longer_than_the_window(upstream, checkpoints, forecaster, lookback, pred_len, max_context):
+    """Contexts longer than max_context are accepted (the predictor sees the last window), as upstream."""
+    x, x_ts, y_ts = split(*make_klines(lookback + pred_len, seed=15), lookback, pred_len)
+    expected = upstream_predictor(upstream, checkpoints, max_context).predict(x, x_ts, y_ts, pred_len, top_k=1,
+                                                                              verbose=False)
+    forecaster.max_context = max_context
     try:
-        x, x_ts, y_ts = split(*make_klines(60, seed=15), 50, 10)
         out = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
     finally:
         forecaster.max_context = 512
-    assert out.shape == (10, 6) and np.isfinite(out.to_numpy()).all()
+    np.testing.assert_allclose(out.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=0)
 
 
-def test_forecast_longer_than_window(forecaster):
+def test_forecast_longer_than_the_window(forecaster, monkeypatch):
+    """More forecast candles than the window holds, which upstream cannot decode: the tokens of the first steps are
+    those of a shorter forecast (greedy), and the rest follow."""
+    x, x_ts, y_ts = split(*make_klines(30, seed=16), 18, 12)
+    tokens, generate = [], forecaster.model.generate_tokens
+
+    def spy(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        tokens.append(out[0])
+        return out
+
+    monkeypatch.setattr(forecaster.model, "generate_tokens", spy)
     forecaster.max_context = 8
     try:
-        x, x_ts, y_ts = split(*make_klines(30, seed=16), 18, 12)
         out = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
+        forecaster.predict(x, x_ts, y_ts.iloc[:6], top_k=1, verbose=False)
     finally:
         forecaster.max_context = 512
     assert out.shape == (12, 6) and np.isfinite(out.to_numpy()).all()
+    assert tokens[0].shape == (1, 12) and torch.equal(tokens[0][:, :6], tokens[1])
+
+
+def test_outliers_are_clipped_as_upstream(upstream, checkpoints, forecaster, monkeypatch):
+    """A candle about 11 standard deviations out (one in 120 can be no further) is clipped to 5 after normalisation:
+    the tokenizer gets upstream's inputs, and the forecast is upstream's."""
+    x, x_ts, y_ts = split(*make_klines(126, seed=17), 120, 6)
+    x = x.copy()
+    x.loc[112, ["open", "high", "close"]] = x["high"].max() * 50
+    seen, encode = [], forecaster.tokenizer.encode
+
+    def spy(inputs, *args, **kwargs):
+        seen.append(inputs.clone())
+        return encode(inputs, *args, **kwargs)
+
+    monkeypatch.setattr(forecaster.tokenizer, "encode", spy)
+    ours = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
+    values = x[list(FEATURE_COLUMNS[:5])].assign(amount=x["volume"] * x[["open", "high", "low", "close"]].mean(axis=1))
+    values = values.to_numpy(np.float32)
+    want = np.clip((values - values.mean(0)) / (values.std(0) + 1e-5), -5, 5)
+    np.testing.assert_allclose(seen[0][0].numpy(), want, rtol=0, atol=1e-6)
+    assert seen[0][0, 112, 3] == 5.0
+    expected = upstream_predictor(upstream, checkpoints, 512).predict(x, x_ts, y_ts, 6, top_k=1, verbose=False)
+    np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=0)
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -512,6 +605,7 @@ def _bad_cases():
         ("decreasing timestamps", dict(ok, x_timestamp=backwards), ValueError, "not increasing"),
         ("decreasing y", dict(ok, y_timestamp=y_ts.iloc[::-1].reset_index(drop=True)), ValueError, "not increasing"),
         ("y before x", dict(ok, y_timestamp=x_ts.iloc[:6]), ValueError, "start after"),
+        ("y at the last x", dict(ok, y_timestamp=pd.Series([x_ts.iloc[-1], *y_ts.iloc[1:]])), ValueError, "start after"),
         ("not timestamps", dict(ok, x_timestamp=["a"] * 24), TypeError, "timestamps"),
         ("pred_len 0", dict(ok, y_timestamp=None, pred_len=0), ValueError, "pred_len"),
         ("pred_len mismatch", dict(ok, pred_len=5), ValueError, "pred_len"),
