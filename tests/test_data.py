@@ -55,6 +55,9 @@ def test_clip():
     x = ds[0]["x"]
     assert float(x.abs().max()) == pytest.approx(3.0)
     assert float(x[45, 1]) == pytest.approx(3.0)
+    frame.loc[46, "low"] = -1e6  # and one below: clipped on both sides
+    x = KronosWindowDataset(frame, lookback=40, pred_window=9, clip=3.0)[0]["x"]
+    assert float(x[46, 2]) == pytest.approx(-3.0) and float(x.min()) == pytest.approx(-3.0)
 
 
 def test_calendar_features():

@@ -463,6 +463,39 @@ def test_path_cache_attention_equals_the_repeated_prompt():
         cache.update(0, key, value)
 
 
+def test_path_cache_attention_merges_far_apart_scores():
+    """Prompt and generated scores hundreds apart: the merge must rescale by the larger maximum, not overflow."""
+    torch.manual_seed(1)
+    heads, dim, prompt_len = 2, 4, 5
+    prompt = KronosCache(prompt_len)
+    prompt_key, prompt_value = torch.randn(1, heads, prompt_len, dim), torch.randn(1, heads, prompt_len, dim)
+    prompt.update(0, prompt_key, prompt_value)
+    prompt.advance(prompt_len)
+    cache = KronosPathCache(prompt, paths=2, max_new=1)
+    query = torch.full((2, heads, 1, dim), 20.0)
+    key = torch.full((2, heads, 1, dim), 20.0)  # scores of 800 for the generated position, ~0 for the prompt
+    value = torch.randn(2, heads, 1, dim)
+    got = cache.update(0, key, value).attend(query)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query, torch.cat([prompt_key.expand(2, -1, -1, -1), key], 2), torch.cat([prompt_value.expand(2, -1, -1, -1), value], 2)
+    )
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_rotary_angles_stay_float32_in_half_precision():
+    """The rotary frequencies are rebuilt in float32 even when the model is cast: bfloat16 angles are off by up to
+    0.2 at position 500."""
+    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
+    rotary = model.transformer[0].self_attn.rotary
+    positions = torch.arange(512)
+    want = rotary(positions, torch.float32)
+    model.to(torch.bfloat16)
+    assert rotary.inv_freq.dtype == torch.bfloat16  # what .to() leaves behind
+    for got, expected in zip(rotary(positions, torch.float32), want):
+        assert torch.equal(got, expected)
+
+
 @pytest.mark.parametrize("padded", [False, True])
 def test_sample_paths_share_the_prompt_cache(monkeypatch, padded):
     """Decoding paths over one shared prompt gives the logits and tokens of repeating the prompt for every path."""
