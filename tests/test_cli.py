@@ -84,10 +84,23 @@ def test_forecast_csv_and_plot(tiny_checkpoints, history_csv, tmp_path, capsys):
     assert list(forecast.columns) == ["timestamps", *FEATURES, *quantile_columns]
     assert len(forecast) == 12
     assert np.isfinite(forecast.drop(columns="timestamps").to_numpy()).all()
-    # quantiles are ordered and the mean of 5 paths lies between their extremes
-    for c in FEATURES:
-        assert (forecast[f"{c}_q0.1"] <= forecast[f"{c}_q0.5"] + 1e-9).all()
-        assert (forecast[f"{c}_q0.5"] <= forecast[f"{c}_q0.9"] + 1e-9).all()
+    # the numbers are the forecaster's: the mean and quantiles of the same 5 seeded paths
+    from transformers_kronos import KronosForecaster
+
+    frame, stamps = read_kline_csv(history_csv)
+    forecaster = KronosForecaster.from_pretrained(model, tokenizer, device="cpu")
+    lookback = min(len(frame), forecaster.max_context)
+    torch.manual_seed(3)
+    _, paths = forecaster.predict(frame.iloc[-lookback:].reset_index(drop=True),
+                                  stamps.iloc[-lookback:].reset_index(drop=True),
+                                  infer_future_timestamps(stamps, 12), 12, top_p=0.9, sample_count=5,
+                                  return_samples=True, verbose=False)
+    for j, c in enumerate(FEATURES):
+        np.testing.assert_allclose(forecast[c], paths[:, :, j].astype(float).mean(axis=0), rtol=1e-6)
+        for q in (0.1, 0.5, 0.9):
+            np.testing.assert_allclose(forecast[f"{c}_q{q}"], np.quantile(paths[:, :, j].astype(float), q, axis=0),
+                                       rtol=1e-6)
+        assert (forecast[f"{c}_q0.1"] <= forecast[f"{c}_q0.9"]).all()
     # the history ends on Tuesday 2024-01-17 at 15:00... wherever it ends, the forecast continues the calendar
     history = pd.read_csv(history_csv, parse_dates=["timestamps"])
     expected = infer_future_timestamps(history["timestamps"], 12)
@@ -448,7 +461,10 @@ def test_sliding_mode_reaches_the_forecaster(tiny_checkpoints, history_csv, tmp_
 
     def spy(self, *args, **kwargs):
         seen.append(kwargs["sliding"])
+        sampling.append((kwargs["T"], kwargs["top_k"], kwargs["top_p"], kwargs["sample_count"]))
         return predict(self, *args, **kwargs)
+
+    sampling = []
 
     monkeypatch.setattr(KronosForecaster, "predict", spy)
     model, tokenizer = tiny_checkpoints
@@ -462,6 +478,12 @@ def test_sliding_mode_reaches_the_forecaster(tiny_checkpoints, history_csv, tmp_
     assert seen == ["exact", "rolling"]
     assert outputs["exact"].shape == outputs["rolling"].shape == (4, 1 + 6 + 18)
     assert build_parser().parse_args(["--csv", "x.csv"]).sliding == "exact"
+    # and the sampling flags reach it too
+    sampling.clear()
+    status, _, _ = run_cli(["--csv", history_csv, "--model", model, "--tokenizer", tokenizer, "--pred-len", 2,
+                            "--samples", 3, "--temperature", 0.7, "--top-k", 5, "--top-p", 0.8,
+                            "--output", tmp_path / "t.csv"], capsys)
+    assert status == 0 and sampling == [(0.7, 5, 0.8, 3)]
 
 
 def test_failure_while_plotting_leaves_nothing(tiny_checkpoints, history_csv, tmp_path, monkeypatch, capsys):

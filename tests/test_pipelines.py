@@ -81,10 +81,12 @@ def test_pipeline_batch_size_forecasts_series_together(models, monkeypatch):
         assert len(got) == 3
         for forecast, want in zip(got, expected):
             # ragged series are padded and masked together: equal to each alone up to float rounding
-            np.testing.assert_allclose(forecast.to_numpy(), want.to_numpy(), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(forecast.to_numpy(), want.to_numpy(), rtol=1e-6, atol=1e-6)
             assert (forecast.index == want.index).all()
-    tables = per_call(frames[:2], pred_len=5, quantile_levels=(0.5,), sample_count=3, batch_size=2)
+    tables = per_call(frames[:2], pred_len=5, quantile_levels=(0.5,), sample_count=3, top_k=1, batch_size=2)
     assert passes == [2] and [t.shape for t in tables] == [(5, 12)] * 2
+    for table, want in zip(tables, expected):  # greedy paths: each median is the series' own forecast
+        np.testing.assert_allclose(table.iloc[:, 6:].to_numpy(), want.to_numpy(), rtol=1e-6, atol=1e-6)
     single = built(frames[0], pred_len=5, top_k=1)  # one input: one frame, as without batch_size
     pd.testing.assert_frame_equal(single, expected[0])
     for bad, error in ((0, ValueError), (1.5, TypeError)):
@@ -128,3 +130,15 @@ def test_pipeline_positional_arguments_and_empty_lists(models):
     with pytest.raises(TypeError, match="only positional argument; pass the rest by name, e.g. pred_len=24"):
         forecast(klines(20), 3)
     assert forecast([], pred_len=3) == [] and forecast([], pred_len=3, batch_size=2) == []
+
+
+def test_pipeline_max_context_and_clip_reach_the_forecaster(models):
+    model, tokenizer = models
+    forecast = pipeline("kline-forecasting", model=model, tokenizer=tokenizer, device="cpu", max_context=16, clip=3)
+    assert forecast.forecaster.max_context == 16 and forecast.forecaster.clip == 3
+    df = klines(40, seed=5)
+    expected = KronosForecaster(model, tokenizer, device="cpu", max_context=16, clip=3).predict(
+        df, pred_len=4, top_k=1, verbose=False)
+    pd.testing.assert_frame_equal(forecast(df, pred_len=4, top_k=1), expected)
+    full_window = KronosForecaster(model, tokenizer, device="cpu").predict(df, pred_len=4, top_k=1, verbose=False)
+    assert not np.allclose(expected.to_numpy(), full_window.to_numpy())
