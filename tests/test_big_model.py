@@ -329,14 +329,16 @@ def test_half_precision_load(checkpoints, references, kind, dtype):
         for name in ("s1_logits", "s2_logits_one", "s2_logits_teacher", "forward_s1", "forward_s2"):
             assert got[name].dtype == torch.float32, name  # the head is kept in float32
             cos = torch.nn.functional.cosine_similarity(got[name], expected[name], dim=-1)
-            assert cos.min() > 0.999, (name, cos.min())
+            assert cos.min() > 0.9995, (name, cos.min())  # measured: 0.99985 in bfloat16
         assert got["context"].dtype == dtype
         assert got["gen_s1"].shape == expected["gen_s1"].shape
+        # greedy tokens follow float32's (all equal here; a near-tie could flip one)
+        assert (got["gen_s1"] == expected["gen_s1"]).float().mean() >= 0.9
     else:
         assert got["decoded"].dtype == dtype  # candles in the model's dtype
-        assert (got["ids"] == expected["ids"]).float().mean() > 0.8
+        assert (got["ids"] == expected["ids"]).float().mean() >= 0.95  # measured: all equal
         rel = (got["decoded"].float() - expected["decoded"]).norm() / expected["decoded"].norm()
-        assert rel < 0.05
+        assert rel < 0.02  # measured: 0.0049 in bfloat16, 0.00066 in float16
 
 
 @pytest.mark.parametrize("kind", ["predictor", "tokenizer"])
@@ -413,9 +415,9 @@ def test_half_precision_with_offload_keeps_fp32_modules(checkpoints, references,
     got, expected = outputs(model, kind), references[kind, "converted"]
     if kind == "predictor":
         assert got["s1_logits"].dtype == torch.float32  # from the offloaded, float32-kept head
-        assert torch.nn.functional.cosine_similarity(got["s1_logits"], expected["s1_logits"], dim=-1).min() > 0.999
+        assert torch.nn.functional.cosine_similarity(got["s1_logits"], expected["s1_logits"], dim=-1).min() > 0.9995
     else:
-        assert (got["ids"] == expected["ids"]).float().mean() > 0.8
+        assert (got["ids"] == expected["ids"]).float().mean() >= 0.95
 
 
 # ------------------------------------------------------------------------------------------------ attention, training
