@@ -219,6 +219,23 @@ def test_upstream_state_dict_loads_without_renaming(upstream_checkpoint):
         assert ours_sd[key].shape == value.shape and torch.equal(ours_sd[key], value), key
 
 
+def test_return_dict_false_gives_the_outputs_as_a_tuple():
+    """As every transformers model: `return_dict=False` returns the output's fields that are set, in order."""
+    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
+    s1, s2, stamp = inputs_for(TINY_MODEL_CONFIGS["tiny"])
+    with torch.no_grad():
+        as_dict = model(s1, s2, stamp, s1_labels=s1, s2_labels=s2)
+        as_tuple = model(s1, s2, stamp, s1_labels=s1, s2_labels=s2, return_dict=False)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == len(as_dict.to_tuple())
+    for a, b in zip(as_tuple, as_dict.to_tuple()):
+        assert torch.equal(a, b)
+    tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).eval()
+    x = torch.randn(2, 10, TINY_TOKENIZER_CONFIGS["tiny"]["d_in"])
+    with torch.no_grad():
+        as_dict, as_tuple = tokenizer(x), tokenizer(x, return_dict=False)
+    assert isinstance(as_tuple, tuple) and all(torch.equal(a, b) for a, b in zip(as_tuple, as_dict.to_tuple()))
+
+
 def test_save_load_round_trip(tmp_path):
     config = KronosConfig(**TINY_MODEL_CONFIGS["six_heads"], max_context=64)
     model = KronosForTokenPrediction(config).eval()

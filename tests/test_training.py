@@ -234,6 +234,33 @@ def test_eval_loss_is_reported(checkpoints, tmp_path):
     assert metrics["eval_loss"] == pytest.approx(float(first * 4 + second * 2) / 6, rel=1e-5)
 
 
+def test_compute_metrics_gets_logits_and_labels(checkpoints, tmp_path):
+    """With `compute_metrics`, evaluation hands it the s1/s2 logits and the next-token labels of every window."""
+    model, tokenizer = load(checkpoints)
+    validation = windows(6, seed=5)
+    seen = {}
+
+    def metrics(prediction):
+        (s1_logits, s2_logits), (s1_labels, s2_labels) = prediction.predictions, prediction.label_ids
+        seen.update(s1=s1_logits.shape, s2=s2_logits.shape, labels=(s1_labels.shape, s2_labels.shape))
+        return {"s1_accuracy": float((s1_logits.argmax(-1) == s1_labels).mean())}
+
+    trainer = KronosTrainer(model=model, args=args(tmp_path), train_dataset=windows(4), eval_dataset=validation,
+                            kronos_tokenizer=tokenizer, compute_metrics=metrics)
+    result = trainer.evaluate()
+    steps = LOOKBACK + PRED_WINDOW  # a window of lookback + pred_window + 1 candles gives that many next tokens
+    assert seen["s1"] == (6, steps, 2 ** MODEL_CONFIG["s1_bits"]) and seen["s2"] == (6, steps, 2 ** MODEL_CONFIG["s2_bits"])
+    assert seen["labels"] == ((6, steps), (6, steps))
+    assert 0 <= result["eval_s1_accuracy"] <= 1 and "eval_loss" in result
+
+    tokenizer.requires_grad_(True)
+    tokenizer_trainer = KronosTokenizerTrainer(
+        model=tokenizer, args=args(tmp_path / "tok"), train_dataset=validation, eval_dataset=validation,
+        compute_metrics=lambda p: {"mse": float(((p.predictions - p.label_ids) ** 2).mean())},
+    )
+    assert tokenizer_trainer.evaluate()["eval_mse"] > 0
+
+
 def test_tokenizer_training_and_eval(checkpoints, tmp_path):
     _, tokenizer = load(checkpoints)
     tokenizer.requires_grad_(True)
