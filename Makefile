@@ -29,6 +29,7 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q tests
 
+## Everything but the tests that start subprocesses (fresh interpreters, DDP): about half the time.
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow" tests
 

@@ -257,6 +257,7 @@ def test_no_split_modules_name_real_classes():
     )
 
 
+@pytest.mark.slow  # a subprocess: a fresh interpreter imports torch and transformers
 def test_remote_code_with_device_map_and_dtype(checkpoints, references, tmp_path):
     """The saved folder loads as remote code (the package made unimportable) with a cpu+disk map and bfloat16."""
     child = textwrap.dedent(

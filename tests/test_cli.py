@@ -186,6 +186,7 @@ def test_lookback_longer_than_context_is_noted(tiny_checkpoints, history_csv, tm
     assert "last 64 candles" in err
 
 
+@pytest.mark.slow  # a subprocess: a fresh interpreter imports torch and transformers
 def test_demo_model_end_to_end_as_module(tmp_path):
     """`python -m transformers_kronos` with no --model: the bundled demo, announced as such, on the bundled sample."""
     sample = REPO / "examples" / "data" / "sample_kline.csv"
@@ -507,6 +508,7 @@ def test_failure_while_plotting_leaves_nothing(tiny_checkpoints, history_csv, tm
     assert (tmp_path / "old.csv").read_text() == "previous content\n"
 
 
+@pytest.mark.slow  # a subprocess: a fresh interpreter imports torch and transformers
 def test_console_script_reports_without_traceback(tmp_path):
     """The installed entry point (a real process): bad input gives one line and status 2."""
     script = Path(sys.executable).parent / "kronos-forecast"
@@ -627,6 +629,7 @@ def test_upstream_format_checkpoints(upstream_checkpoint, history_csv, tmp_path,
     assert len(pd.read_csv(tmp_path / "f.csv")) == 3
 
 
+@pytest.mark.slow  # a subprocess: a fresh interpreter imports torch and transformers
 def test_unreachable_hub_id_is_one_line(tmp_path):
     """A Hub id that is neither cached nor reachable (offline): one line, status 2, nothing written."""
     sample = REPO / "examples" / "data" / "sample_kline.csv"

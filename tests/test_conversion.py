@@ -481,6 +481,7 @@ def test_output_around_the_source_is_refused(upstream_checkpoint, tmp_path):
     assert (src / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # a subprocess: a fresh interpreter imports torch and transformers
 def test_cli_subprocess(upstream_checkpoint, tmp_path):
     """The script as a process: a Hub id from the cache (offline), bfloat16 with --verify; then a failure."""
     config = TINY_TOKENIZER_CONFIGS["tiny"]

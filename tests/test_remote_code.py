@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS, random_stamp, random_tokens
 from transformers import AutoModel
@@ -52,6 +53,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a subprocess: a fresh interpreter imports torch and transformers
 def test_remote_code_without_the_package(upstream_checkpoint, tmp_path):
     model_config = TINY_MODEL_CONFIGS["odd_bits_fixed_te"]
     tok_config = TINY_TOKENIZER_CONFIGS["odd_bits"]

@@ -556,6 +556,7 @@ DDP_WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a subprocess: a fresh interpreter imports torch and transformers
 def test_ddp_two_processes_agree(checkpoints, tmp_path):
     model_path, tok_path = checkpoints[:2]
     worker = tmp_path / "worker.py"
