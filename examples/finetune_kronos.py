@@ -162,13 +162,8 @@ def prepare(model_args, data_args):
 def _has_accelerator():
     import torch
 
-    mps = getattr(torch.backends, "mps", None)
-    xpu = getattr(torch, "xpu", None)
-    return (
-        torch.cuda.is_available()
-        or (mps is not None and mps.is_available())
-        or (xpu is not None and xpu.is_available())
-    )
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, MPS, XPU, ...
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
 def parse_arguments(parser, argv):
