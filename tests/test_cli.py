@@ -598,27 +598,6 @@ def test_parser_defaults():
     assert args.model is None and args.tokenizer is None and args.plot is None and args.batch_size is None
 
 
-def test_plot_forecast_checks_its_input(tmp_path):
-    from transformers_kronos.plotting import plot_forecast
-
-    history = generate_klines(50, seed=0)
-    forecast = generate_klines(60, seed=0).iloc[50:]
-    figure = plot_forecast(history, forecast, history_candles=30, title="t", path=tmp_path / "new" / "f.svg")
-    assert len(figure.axes) == 2  # prices and volume
-    assert (tmp_path / "new" / "f.svg").read_text().lstrip().startswith("<?xml")  # its folder was made
-    assert len(plot_forecast(history.drop(columns="volume"), forecast).axes) == 1  # no volume panel
-    with pytest.raises(TypeError, match="history"):
-        plot_forecast(history.to_numpy(), forecast)
-    with pytest.raises(ValueError, match="lacks the columns"):
-        plot_forecast(history, forecast.drop(columns="low"))
-    with pytest.raises(ValueError, match="empty"):
-        plot_forecast(history, forecast.iloc[:0])
-    with pytest.raises(ValueError, match="samples"):
-        plot_forecast(history, forecast, samples=np.zeros((3, 4)))
-    with pytest.raises(ValueError, match="history_candles"):
-        plot_forecast(history, forecast, history_candles=0)
-
-
 def test_upstream_format_checkpoints(upstream_checkpoint, history_csv, tmp_path, capsys):
     """Checkpoints written by upstream's own `save_pretrained` (config.json without model_type) load as they are."""
     model_dir, _ = upstream_checkpoint("model", TINY_MODEL_CONFIGS["tiny"])

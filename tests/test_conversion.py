@@ -517,3 +517,39 @@ def test_cli_subprocess(upstream_checkpoint, tmp_path):
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: ") and "truncated or corrupt" in done.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_push_to_hub_uploads_the_converted_folder(upstream_checkpoint, tmp_path, monkeypatch):
+    """The upload itself, against a stand-in for the Hub API (no machine here reaches the Hub)."""
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls.append(("token", token))
+
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", repo_id, kwargs))
+
+        def upload_folder(self, **kwargs):
+            calls.append(("upload_folder", kwargs, sorted(os.listdir(kwargs["folder_path"]))))
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    src, _ = upstream_checkpoint("tokenizer", TINY_TOKENIZER_CONFIGS["tiny"])
+    result = convert_checkpoint(src, tmp_path / "out", push_to_hub="someone/kronos-tok")
+    assert calls[1] == ("create_repo", "someone/kronos-tok", {"repo_type": "model", "private": None, "exist_ok": True})
+    _, upload, files = calls[2]
+    assert upload["repo_id"] == "someone/kronos-tok" and upload["folder_path"] == result["path"]
+    assert set(files) == EXPECTED_FILES  # weights, config, remote code and model card, all of it
+    assert "someone/kronos-tok" in (tmp_path / "out" / "README.md").read_text()
+
+    class FailingApi(FakeApi):
+        def upload_folder(self, **kwargs):
+            raise OSError("403 Forbidden: no write access")  # HfHubHTTPError and network errors are OSErrors
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FailingApi)
+    with pytest.raises(ValueError, match=r"written to .*out2' but pushing it to 'someone/kronos-tok' failed: 403"):
+        convert_checkpoint(src, tmp_path / "out2", push_to_hub="someone/kronos-tok")
+    assert set(os.listdir(tmp_path / "out2")) == EXPECTED_FILES  # the converted folder is kept

@@ -24,7 +24,7 @@ def test_window_shapes_count_and_normalisation():
     frame = kline_frame(120)
     ds = KronosWindowDataset(frame, lookback=30, pred_window=9)
     assert ds.window == 40
-    assert len(ds) == 120 - 40 + 1
+    assert len(ds) == 120 - 40 + 1 and ds.num_features == 6
     item = ds[5]
     assert item["x"].shape == (40, 6) and item["x"].dtype == torch.float32
     assert item["stamp"].shape == (40, 5) and item["stamp"].dtype == torch.float32

@@ -398,6 +398,15 @@ def test_cache_rolls_and_refuses_overflow():
     assert keys.flatten().tolist() == [1.0, 2.0, 3.0] and rolling.length == 3 and rolling.position_offset == 4
 
 
+def test_cache_moves_its_buffers():
+    cache = KronosCache(4)
+    cache.update(0, torch.ones(1, 2, 3, 4), torch.zeros(1, 2, 3, 4))
+    cache.advance(3)
+    assert cache.to(torch.device("meta")) is cache
+    assert cache.keys[0].device.type == "meta" and cache.values[0].device.type == "meta"
+    assert cache.length == 3
+
+
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("shape", [(1, 48), (1, 1, 48), (3, 48), (2, 2, 48)])
 def test_linear_few_row_path_matches_f_linear(bias, shape, monkeypatch):
