@@ -273,6 +273,9 @@ BAD_CSVS = {
     "bad_timestamp": (_rows(timestamps={3: "yesterday-ish"}), "unparsable timestamp 'yesterday-ish' in data row 4"),
     "non_numeric": (_rows(close={5: "abc"}), "column 'close' is not a finite number ('abc') in data row 6"),
     "infinite": (_rows(open={1: "inf"}), "column 'open' is not a finite number"),
+    "overflowing": ("timestamps,open,high,low,close\n" + "".join(
+        f"2024-01-02 10:{m:02d},1,2,0.5,{'1e400' if m == 10 else 1}\n" for m in range(0, 60, 2)),
+        "column 'close' is not a finite number (inf) in data row 6"),
     "missing_value": (_rows(volume={2: None, 7: None}), "column 'volume' is missing in data row 3 (and 1 more row)"),
     "bad_candle": (_rows(high={9: "0.5"}), "data row 10 has a high below its open or close"),
     "decreasing": ("timestamps,open,high,low,close\n" + "".join(

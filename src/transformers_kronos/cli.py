@@ -222,7 +222,10 @@ def read_kline_csv(path):
         bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
         if len(bad):
             row = int(bad[0])
-            what = "missing" if pd.isna(raw[name].iloc[row]) else f"not a finite number ({raw[name].iloc[row]!r})"
+            cell = raw[name].iloc[row]
+            # the cell as the file has it: numbers pandas already parsed (e.g. 1e400 as inf) are shown as numbers
+            shown = repr(cell) if isinstance(cell, str) else str(cell)
+            what = "missing" if pd.isna(cell) else f"not a finite number ({shown})"
             raise CliError(
                 f"{path}: column {name!r} is {what} in data row {row + 1}"
                 + (f" (and {len(bad) - 1} more row{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else "")
