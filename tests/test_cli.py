@@ -445,8 +445,8 @@ def test_failed_write_removes_the_folders_it_made(tiny_checkpoints, history_csv,
 def test_accelerator_requested_without_one(tiny_checkpoints, history_csv, tmp_path, capsys):
     model, tokenizer = tiny_checkpoints
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    missing = [(d, m) for d, m, present in (("cuda", "no CUDA device", torch.cuda.is_available()),
-                                            ("mps", "no MPS (Apple GPU) device", mps)) if not present]
+    missing = [(d, f"--device: '{d}' is not available on this machine") for d, present in
+               (("cuda", torch.cuda.is_available()), ("mps", mps)) if not present]
     if not missing:
         pytest.skip("CUDA and MPS are both present")
     for device, message in missing:

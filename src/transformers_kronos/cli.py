@@ -323,18 +323,16 @@ def infer_future_timestamps(timestamps, pred_len):
 
 
 def _resolve_device(name):
-    import torch
+    """The device for `--device`: `auto` picks as the forecaster does (cuda, then mps, then cpu)."""
+    from .forecasting import _default_device
+    from .modeling_kronos import _check_device
 
     if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise CliError("--device cuda was requested but no CUDA device is available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-        raise CliError("--device mps was requested but no MPS (Apple GPU) device is available")
+        return str(_default_device())
+    try:
+        _check_device(name, "--device")
+    except ValueError as err:
+        raise CliError(_one_line(err)) from None
     return name
 
 
