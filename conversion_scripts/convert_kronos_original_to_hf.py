@@ -65,7 +65,7 @@ def main(argv=None):
     try:
         conversion = _import_conversion()
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", conversion.ConversionNote)
+            warnings.simplefilter("always", UserWarning)  # ConversionNote and the config's own warnings
             result = conversion.convert_checkpoint(
                 args.checkpoint,
                 args.output,
@@ -93,7 +93,7 @@ def main(argv=None):
         if progress_bars:
             logging.enable_progress_bar()
     for warning in caught:
-        if issubclass(warning.category, conversion.ConversionNote):
+        if issubclass(warning.category, UserWarning):
             print(f"note: {warning.message}", file=sys.stderr)
     what = "tokenizer" if result["kind"] == "tokenizer" else "predictor"
     print(f"converted {what} ({result['dtype']}, from {result['source']}) -> {result['path']}")

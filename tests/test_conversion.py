@@ -553,3 +553,18 @@ def test_push_to_hub_uploads_the_converted_folder(upstream_checkpoint, tmp_path,
     with pytest.raises(ValueError, match=r"written to .*out2' but pushing it to 'someone/kronos-tok' failed: 403"):
         convert_checkpoint(src, tmp_path / "out2", push_to_hub="someone/kronos-tok")
     assert set(os.listdir(tmp_path / "out2")) == EXPECTED_FILES  # the converted folder is kept
+
+
+def test_cli_notes_unknown_config_keys(upstream_checkpoint, tmp_path, cli, capsys):
+    import shutil
+
+    src, _ = upstream_checkpoint("tokenizer", TINY_TOKENIZER_CONFIGS["tiny"])
+    typo = tmp_path / "typo"
+    shutil.copytree(src, typo)
+    raw = json.loads((typo / "config.json").read_text())
+    raw["n_enc_layer"] = 2
+    (typo / "config.json").write_text(json.dumps(raw))
+    assert cli.main(["--checkpoint", str(typo), "--output", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "note: config.json has key(s) ['n_enc_layer'] that Kronos does not read" in err
+    assert err.count("\n") == 1

@@ -1,6 +1,7 @@
 """Model tests for the Kronos predictor and tokenizer: parity with upstream, round trips, init, batching, errors."""
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -836,3 +837,20 @@ def test_wrong_kind_of_converted_checkpoint(tmp_path):
     # the right pairing and AutoModel still load
     assert isinstance(AutoModel.from_pretrained(tmp_path / "tok"), KronosTokenizerModel)
     assert isinstance(KronosForTokenPrediction.from_pretrained(tmp_path / "model"), KronosForTokenPrediction)
+
+
+def test_unknown_upstream_config_keys_are_warned_about(upstream_checkpoint, tmp_path):
+    """A transformers config keeps any key, so a misspelt one would silently change nothing."""
+    import shutil
+
+    path, _ = upstream_checkpoint("model", TINY_MODEL_CONFIGS["tiny"])
+    typo = tmp_path / "typo"
+    shutil.copytree(path, typo)
+    raw = json.loads((typo / "config.json").read_text())
+    raw["n_layerz"] = 3
+    (typo / "config.json").write_text(json.dumps(raw))
+    with pytest.warns(UserWarning, match=r"key\(s\) \['n_layerz'\] that Kronos does not read"):
+        KronosForTokenPrediction.from_pretrained(typo)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the file as upstream writes it, and a transformers override
+        KronosForTokenPrediction.from_pretrained(path, attn_implementation="eager")

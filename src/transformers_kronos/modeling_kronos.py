@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
@@ -1347,6 +1347,19 @@ def config_from_upstream(raw, expected=None):
         raise ValueError(
             f"this checkpoint holds a {config_cls.__name__[:-6]} but {expected.__name__[:-6]} was asked for; "
             f"load it with {'KronosTokenizerModel' if config_cls is KronosTokenizerConfig else 'KronosForTokenPrediction'}"
+        )
+    import inspect
+    import warnings
+
+    known = set(inspect.signature(config_cls.__init__).parameters) | set(inspect.signature(PretrainedConfig.__init__).parameters)
+    unknown = sorted(keys - known - {"attn_implementation", "kwargs", "self"})
+    if unknown:
+        # a transformers config keeps any key as an attribute, so a misspelt one would change nothing in silence
+        warnings.warn(
+            f"config.json has key(s) {unknown} that Kronos does not read: they are kept in the config but change "
+            "nothing (a misspelling?)",
+            UserWarning,
+            stacklevel=2,
         )
     return config_cls(**raw)
 
