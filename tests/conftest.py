@@ -98,6 +98,17 @@ def upstream_checkpoint(tmp_path_factory, upstream):
     return build
 
 
+def copy_with_config(checkpoint, destination, **changes):
+    """A copy of the checkpoint folder `checkpoint` at `destination`, its `config.json` updated with `changes`."""
+    import json
+    import shutil
+
+    shutil.copytree(checkpoint, destination)
+    config = json.loads((destination / "config.json").read_text())
+    (destination / "config.json").write_text(json.dumps({**config, **changes}))
+    return destination
+
+
 def random_stamp(batch, length, generator=None):
     """Valid calendar features `(batch, length, 5)`: minute, hour, weekday, day, month (float, as upstream feeds)."""
     sizes = (60, 24, 7, 32, 13)

@@ -14,6 +14,7 @@ from conftest import (
     PUBLISHED_MODEL_CONFIGS,
     TINY_MODEL_CONFIGS,
     TINY_TOKENIZER_CONFIGS,
+    copy_with_config,
     random_stamp,
     random_tokens,
 )
@@ -556,14 +557,8 @@ def test_push_to_hub_uploads_the_converted_folder(upstream_checkpoint, tmp_path,
 
 
 def test_cli_notes_unknown_config_keys(upstream_checkpoint, tmp_path, cli, capsys):
-    import shutil
-
     src, _ = upstream_checkpoint("tokenizer", TINY_TOKENIZER_CONFIGS["tiny"])
-    typo = tmp_path / "typo"
-    shutil.copytree(src, typo)
-    raw = json.loads((typo / "config.json").read_text())
-    raw["n_enc_layer"] = 2
-    (typo / "config.json").write_text(json.dumps(raw))
+    typo = copy_with_config(src, tmp_path / "typo", n_enc_layer=2)
     assert cli.main(["--checkpoint", str(typo), "--output", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert "note: config.json has key(s) ['n_enc_layer'] that Kronos does not read" in err

@@ -10,6 +10,7 @@ from conftest import (
     PUBLISHED_TOKENIZER_CONFIGS,
     TINY_MODEL_CONFIGS,
     TINY_TOKENIZER_CONFIGS,
+    copy_with_config,
     random_stamp,
     random_tokens,
     with_dropout,
@@ -841,14 +842,8 @@ def test_wrong_kind_of_converted_checkpoint(tmp_path):
 
 def test_unknown_upstream_config_keys_are_warned_about(upstream_checkpoint, tmp_path):
     """A transformers config keeps any key, so a misspelt one would silently change nothing."""
-    import shutil
-
     path, _ = upstream_checkpoint("model", TINY_MODEL_CONFIGS["tiny"])
-    typo = tmp_path / "typo"
-    shutil.copytree(path, typo)
-    raw = json.loads((typo / "config.json").read_text())
-    raw["n_layerz"] = 3
-    (typo / "config.json").write_text(json.dumps(raw))
+    typo = copy_with_config(path, tmp_path / "typo", n_layerz=3)
     with pytest.warns(UserWarning, match=r"key\(s\) \['n_layerz'\] that Kronos does not read"):
         KronosForTokenPrediction.from_pretrained(typo)
     with warnings.catch_warnings():
