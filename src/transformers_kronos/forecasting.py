@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel, _check_device, check_sampling
+from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel, _check_count, _check_device, check_sampling
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VOLUME_COLUMN = "volume"
@@ -177,21 +177,13 @@ def _check_increasing(index, name):
 
 
 def _check_pred_len(pred_len):
-    if isinstance(pred_len, bool) or not isinstance(pred_len, numbers.Integral):
-        raise TypeError(f"`pred_len` must be an integer, got {type(pred_len).__name__}")
-    if pred_len < 1:
-        raise ValueError(f"`pred_len` must be at least 1, got {pred_len}")
-    return int(pred_len)
+    return _check_count("pred_len", pred_len)
 
 
 def _check_sampling(T, top_k, top_p, sample_count):
     """Validate the sampling controls and return them normalised (`top_k=None` → 0, `top_p=None` → 1.0)."""
     T, top_k, top_p = check_sampling(T, top_k, top_p, temperature_name="T")
-    if isinstance(sample_count, bool) or not isinstance(sample_count, numbers.Integral):
-        raise TypeError(f"`sample_count` must be an integer, got {type(sample_count).__name__}")
-    if sample_count < 1:
-        raise ValueError(f"`sample_count` must be at least 1, got {sample_count}")
-    return T, top_k, top_p, int(sample_count)
+    return T, top_k, top_p, _check_count("sample_count", sample_count)
 
 
 def _check_batch_size(batch_size):
