@@ -1,5 +1,6 @@
 """Model tests for the Kronos predictor and tokenizer: parity with upstream, round trips, init, batching, errors."""
 
+import copy
 import json
 import warnings
 
@@ -569,6 +570,7 @@ def _recorded_generation(model, monkeypatch, **kwargs):
     return s1, s2, logits
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["as-built", "packed"])
 @pytest.mark.parametrize(
     "name, batch, sample_count, max_context, sliding, padded",
     [
@@ -579,10 +581,16 @@ def _recorded_generation(model, monkeypatch, **kwargs):
         ("six_heads", 2, 1, 12, "rolling", True),  # the window fills: rolling cache
     ],
 )
-def test_direct_decoding_steps_equal_module_steps(monkeypatch, name, batch, sample_count, max_context, sliding, padded):
+def test_direct_decoding_steps_equal_module_steps(
+    monkeypatch, name, batch, sample_count, max_context, sliding, padded, packed
+):
     torch.manual_seed(0)
     config = TINY_MODEL_CONFIGS[name]
     model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    if packed:  # each block's q/k/v and w1/w3 products stacked into one (up to `max_fast_rows` rows)
+        model.pack_weights()
+        stacked = KronosDirectSteps(model, torch.zeros(batch * sample_count, 15, 5)).layers[0][1][0] is not None
+        assert stacked == (batch * sample_count <= KronosLinear.max_fast_rows)
     s1, s2, stamp = inputs_for(config, batch=batch, length=9)
     mask = None
     if padded:
@@ -602,6 +610,66 @@ def test_direct_decoding_steps_equal_module_steps(monkeypatch, name, batch, samp
         assert torch.equal(a, b)
     assert torch.equal(direct[0], through_modules[0]) and torch.equal(direct[1], through_modules[1])
     assert not direct[0].is_inference()  # decoded under inference mode, returned as ordinary tensors
+
+
+def test_pack_weights_keeps_values_parameters_and_training(tmp_path):
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS["six_heads"]
+    model = KronosForTokenPrediction(KronosConfig(**config))
+    reference = copy.deepcopy(model)
+    params = dict(model.named_parameters())
+    frozen = {name for name, param in params.items() if not param.requires_grad}
+    assert not model._is_packed()
+    assert model.pack_weights() is model and model._is_packed()
+    assert dict(model.named_parameters()) == params  # the same parameter objects, now views of one allocation
+    assert {name for name, param in params.items() if not param.requires_grad} == frozen
+    for name, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert len({param.untyped_storage().data_ptr() for param in params.values()}) == 1
+    for group in model._adjacent_groups():  # each group's weights and biases lie back to back
+        for tensors in ([m.weight for m in group], [m.bias for m in group]):
+            if tensors[0] is not None:
+                stacked = modeling_kronos.concatenated_view(tensors)
+                assert stacked is not None and torch.equal(stacked, torch.cat(tensors))
+    pointers = [param.data_ptr() for param in params.values()]
+    model.pack_weights()  # already packed: nothing is copied
+    assert [param.data_ptr() for param in params.values()] == pointers
+
+    # training sees the same model: equal gradients, and an optimizer step updates the packed parameters
+    s1, s2, stamp = inputs_for(config)
+    labels = dict(s1_labels=torch.roll(s1, -1, 1), s2_labels=torch.roll(s2, -1, 1))
+    for m in (model, reference):
+        m.eval()(s1, s2, stamp, **labels).loss.backward()
+    for name, param in reference.named_parameters():
+        assert torch.equal(params[name].grad, param.grad), name
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    key_weight = params["transformer.0.self_attn.k_proj.weight"]
+    assert not torch.equal(key_weight, reference.transformer[0].self_attn.k_proj.weight)
+    assert modeling_kronos.concatenated_view([m.weight for m in model._adjacent_groups()[0]]) is not None
+
+    # saved and loaded like any model (transformers copies the views apart when saving)
+    model.save_pretrained(tmp_path)
+    reloaded = KronosForTokenPrediction.from_pretrained(tmp_path)
+    for name, value in model.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[name], value), name
+
+    tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).eval()
+    x = torch.randn(2, 12, 6)
+    with torch.no_grad():
+        before = tokenizer(x).reconstruction
+        assert torch.equal(tokenizer.pack_weights()(x).reconstruction, before)
+    assert tokenizer._is_packed()
+
+
+def test_pack_weights_only_on_cpu():
+    with torch.device("meta"):
+        model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"]))
+    with pytest.raises(ValueError, match=r"pack_weights needs every parameter on the CPU.*meta"):
+        model.pack_weights()
+    # replaced parameters (another dtype here) end the packing, and the stacked products with it
+    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval().pack_weights()
+    assert not model.double()._is_packed()
+    assert KronosDirectSteps(model.float(), torch.zeros(1, 4, 5)).layers[0][1][0] is None
 
 
 def test_prompt_encoded_a_few_series_at_a_time(monkeypatch):
