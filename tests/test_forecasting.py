@@ -492,6 +492,26 @@ def test_models_put_in_eval_mode(checkpoints):
     assert not model.training
 
 
+def test_plain_cpu_models_are_packed(checkpoints, monkeypatch):
+    model_path, tok_path, _, _ = checkpoints
+    packed = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu")
+    assert packed.model._is_packed() and packed.tokenizer._is_packed()
+    monkeypatch.setattr(KronosForTokenPrediction, "pack_weights", lambda self: self)
+    monkeypatch.setattr(KronosTokenizerModel, "pack_weights", lambda self: self)
+    as_loaded = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu")
+    assert not as_loaded.model._is_packed() and not as_loaded.tokenizer._is_packed()
+    x, x_ts, y_ts = split(*make_klines(30, seed=21), 24, 6)
+    for sampling in (dict(top_k=1), dict(sample_count=3, top_p=0.9)):  # one row, and three paths
+        results = []
+        for forecaster in (packed, as_loaded):
+            torch.manual_seed(4)
+            results.append(forecaster.predict(x, x_ts, y_ts, verbose=False, **sampling))
+        pd.testing.assert_frame_equal(*results, check_exact=True)
+    # a model in half precision (float32 norms and heads) is left as it is
+    bf16 = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", dtype=torch.bfloat16)
+    assert not bf16.model._is_packed()
+
+
 def test_bfloat16(checkpoints):
     model_path, tok_path, _, _ = checkpoints
     bf16 = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", dtype=torch.bfloat16)

