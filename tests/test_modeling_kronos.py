@@ -653,6 +653,12 @@ def test_pack_weights_keeps_values_parameters_and_training(tmp_path):
     for name, value in model.state_dict().items():
         assert torch.equal(reloaded.state_dict()[name], value), name
 
+    fresh = KronosForTokenPrediction(KronosConfig(**config))
+    with torch.inference_mode():  # e.g. a forecaster built under inference mode: the model stays trainable
+        fresh.pack_weights()
+    assert fresh._is_packed() and not any(param.is_inference() for param in fresh.parameters())
+    fresh(s1, s2, stamp, **labels).loss.backward()
+
     tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).eval()
     x = torch.randn(2, 12, 6)
     with torch.no_grad():

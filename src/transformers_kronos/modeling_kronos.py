@@ -1172,7 +1172,8 @@ class KronosPreTrainedModel(PreTrainedModel):
             else:  # a group in mixed dtypes cannot be one product: lay its members out separately
                 for param in run:
                     by_dtype.setdefault(param.dtype, []).append([param])
-        with torch.no_grad():
+        # ordinary tensors even when called under inference mode: the model may be trained afterwards
+        with torch.inference_mode(False), torch.no_grad():
             for dtype, dtype_runs in by_dtype.items():
                 align = max(1, 64 // torch.empty((), dtype=dtype).element_size())
                 starts, total = [], 0
