@@ -1144,7 +1144,9 @@ class KronosPreTrainedModel(PreTrainedModel):
         (docs/forecasting.md). [`KronosForecaster`] calls this for plain models on CPU.
 
         Only for models whose parameters all live on the CPU; a packed model stays packed until its parameters are
-        replaced (`.to()` another device or dtype). Calling it again on a packed model does nothing.
+        replaced (`.to()` another device or dtype). Calling it again on a packed model does nothing. As with any
+        views, `torch.save` of a part of a packed model (one module's `state_dict()`) writes the whole allocation;
+        `save_pretrained` and safetensors write each tensor alone.
 
         Returns:
             The model.
