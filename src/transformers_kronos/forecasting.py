@@ -365,7 +365,8 @@ class KronosForecaster:
         clip (`float`, defaults to 5): Normalised inputs are clipped to `[-clip, clip]`.
 
     Both models are put in eval mode (upstream's predictor leaves them as they are, so dropout stays active in a
-    freshly built upstream model).
+    freshly built upstream model). On CPU, plain models (one dtype, no hooks or adapters) have their weights packed
+    with [`KronosPreTrainedModel.pack_weights`] for faster decoding: the same parameters and values, in new memory.
     """
 
     price_cols = list(PRICE_COLUMNS)
