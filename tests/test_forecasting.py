@@ -507,9 +507,19 @@ def test_plain_cpu_models_are_packed(checkpoints, monkeypatch):
             torch.manual_seed(4)
             results.append(forecaster.predict(x, x_ts, y_ts, verbose=False, **sampling))
         pd.testing.assert_frame_equal(*results, check_exact=True)
-    # a model in half precision (float32 norms and heads) is left as it is
+    # a model in half precision (float32 norms and heads) is left as it is, and so is one whose parameters were
+    # made under inference mode (their storage cannot be swapped)
     bf16 = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", dtype=torch.bfloat16)
     assert not bf16.model._is_packed()
+    with torch.inference_mode():
+        built_there = KronosForTokenPrediction(packed.model.config)
+        built_there.load_state_dict(packed.model.state_dict())
+    monkeypatch.undo()
+    kept = KronosForecaster(built_there, KronosTokenizerModel.from_pretrained(tok_path), device="cpu")
+    assert not kept.model._is_packed() and kept.tokenizer._is_packed()
+    pd.testing.assert_frame_equal(
+        kept.predict(x, x_ts, y_ts, verbose=False, top_k=1), packed.predict(x, x_ts, y_ts, verbose=False, top_k=1)
+    )
 
 
 def test_bfloat16(checkpoints):

@@ -621,16 +621,21 @@ def test_pack_weights_keeps_values_parameters_and_training(tmp_path):
     frozen = {name for name, param in params.items() if not param.requires_grad}
     assert not model._is_packed()
     assert model.pack_weights() is model and model._is_packed()
-    assert dict(model.named_parameters()) == params  # the same parameter objects, now views of one allocation
+    assert dict(model.named_parameters()) == params  # the same parameter objects, in new memory
     assert {name for name, param in params.items() if not param.requires_grad} == frozen
     for name, value in reference.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
-    assert len({param.untyped_storage().data_ptr() for param in params.values()}) == 1
+    # one block of memory, but a storage of its own for every parameter (what savers and `torch.save` look at)
+    blocks = {modeling_kronos._packed_memory_at(param.data_ptr())[1] for param in params.values()}
+    assert len(blocks) == 1 and None not in blocks
+    assert len({param.untyped_storage().data_ptr() for param in params.values()}) == len(params)
     for group in model._adjacent_groups():  # each group's weights and biases lie back to back
+        assert group[0].weight.data_ptr() % 64 == 0
         for tensors in ([m.weight for m in group], [m.bias for m in group]):
             if tensors[0] is not None:
                 stacked = modeling_kronos.concatenated_view(tensors)
                 assert stacked is not None and torch.equal(stacked, torch.cat(tensors))
+                assert stacked.data_ptr() == tensors[0].data_ptr()  # aliases them, so never stale
     pointers = [param.data_ptr() for param in params.values()]
     model.pack_weights()  # already packed: nothing is copied
     assert [param.data_ptr() for param in params.values()] == pointers
@@ -647,17 +652,47 @@ def test_pack_weights_keeps_values_parameters_and_training(tmp_path):
     assert not torch.equal(key_weight, reference.transformer[0].self_attn.k_proj.weight)
     assert modeling_kronos.concatenated_view([m.weight for m in model._adjacent_groups()[0]]) is not None
 
-    # saved and loaded like any model (transformers copies the views apart when saving)
-    model.save_pretrained(tmp_path)
-    reloaded = KronosForTokenPrediction.from_pretrained(tmp_path)
-    for name, value in model.state_dict().items():
-        assert torch.equal(reloaded.state_dict()[name], value), name
+    # saved and loaded like any model, by every saver, each tensor alone
+    import io
+
+    from accelerate import Accelerator
+    from safetensors.torch import load_file, save_model
+
+    model.save_pretrained(tmp_path / "pretrained")
+    reloaded = KronosForTokenPrediction.from_pretrained(tmp_path / "pretrained")
+    save_model(model, tmp_path / "module.safetensors")
+    Accelerator(cpu=True).save_model(model, tmp_path / "accelerate")
+    expected = model.state_dict()
+    for saved in (reloaded.state_dict(), load_file(tmp_path / "module.safetensors"),
+                  load_file(tmp_path / "accelerate" / "model.safetensors")):
+        assert saved.keys() == expected.keys()
+        for name, value in expected.items():
+            assert torch.equal(saved[name], value), name
+    part = io.BytesIO()
+    torch.save(model.head.state_dict(), part)  # a part of the model, not the whole block
+    assert len(part.getvalue()) < 2 * sum(t.numel() * t.element_size() for t in model.head.state_dict().values()) + 4096
 
     fresh = KronosForTokenPrediction(KronosConfig(**config))
     with torch.inference_mode():  # e.g. a forecaster built under inference mode: the model stays trainable
         fresh.pack_weights()
     assert fresh._is_packed() and not any(param.is_inference() for param in fresh.parameters())
     fresh(s1, s2, stamp, **labels).loss.backward()
+
+    # parameters sharing memory keep sharing it; a group with a shared member is not stacked, and packing again
+    # copies nothing
+    tied = KronosForTokenPrediction(KronosConfig(**config))
+    second, third = tied.transformer[0].ffn.w1, tied.transformer[0].ffn.w3
+    third.weight.data = second.weight.data  # two parameters, one memory (and so not a stackable group)
+    attention = tied.transformer[0].self_attn
+    attention.v_proj.weight = attention.k_proj.weight  # one parameter in two places of a group
+    tied.pack_weights()
+    assert third.weight.data_ptr() == second.weight.data_ptr() and third.weight is not second.weight
+    assert attention.v_proj.weight is attention.k_proj.weight and tied._is_packed()
+    pointers = [param.data_ptr() for param in tied.parameters()]
+    assert [param.data_ptr() for param in tied.pack_weights().parameters()] == pointers
+    steps = KronosDirectSteps(tied.eval(), torch.zeros(1, 4, 5)).layers[0]
+    assert steps[1][0] is None and steps[4][0] is None  # q/k/v and w1/w3 one at a time
+    assert KronosDirectSteps(tied, torch.zeros(1, 4, 5)).dep_kv[0] is not None
 
     tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).eval()
     x = torch.randn(2, 12, 6)
@@ -667,11 +702,40 @@ def test_pack_weights_keeps_values_parameters_and_training(tmp_path):
     assert tokenizer._is_packed()
 
 
-def test_pack_weights_only_on_cpu():
+def test_packed_decoding_equals_the_weights_in_fresh_memory(monkeypatch, tmp_path):
+    """
+    Weights of a checkpoint written by `save_pretrained` load memory-mapped, at addresses that need not be 16-byte
+    aligned, and MKL's few-row products may round those differently (~1e-6 in the logits). Packed, decoding gives
+    the logits of the same weights in memory of torch's own (64-byte aligned), wherever they sat in the file.
+    """
+    config = TINY_MODEL_CONFIGS["six_heads"]
+    KronosForTokenPrediction(KronosConfig(**config)).save_pretrained(tmp_path)
+    packed = KronosForTokenPrediction.from_pretrained(tmp_path).pack_weights()
+    fresh = KronosForTokenPrediction.from_pretrained(tmp_path)
+    for param in fresh.parameters():
+        param.data = param.data.clone()
+    s1, s2, stamp = inputs_for(config, batch=1, length=9)
+    future = inputs_for(config, batch=1, length=6, seed=1)[2]
+    for sample_count in (1, 3):
+        kwargs = dict(s1_ids=s1, s2_ids=s2, stamp=stamp, future_stamp=future, pred_len=6, sample_count=sample_count)
+        runs = [_recorded_generation(model, monkeypatch, **kwargs) for model in (packed, fresh)]
+        assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+        for a, b in zip(runs[0][2], runs[1][2]):
+            assert torch.equal(a, b)
+
+
+def test_pack_weights_refuses_what_it_cannot_pack():
     with torch.device("meta"):
         model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"]))
-    with pytest.raises(ValueError, match=r"pack_weights needs every parameter on the CPU.*meta"):
+    with pytest.raises(ValueError, match=r"cannot pack the weights: every parameter must be on the CPU.*meta"):
         model.pack_weights()
+    with torch.inference_mode():  # inference tensors: their storage cannot be swapped
+        model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
+    with pytest.raises(ValueError, match="created under torch.inference_mode"):
+        model.pack_weights()
+    s1, s2, stamp = inputs_for(TINY_MODEL_CONFIGS["tiny"], batch=1, length=5)
+    with torch.inference_mode():
+        model(s1, s2, stamp)  # still usable as it was
     # replaced parameters (another dtype here) end the packing, and the stacked products with it
     model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval().pack_weights()
     assert not model.double()._is_packed()

@@ -417,10 +417,10 @@ class KronosForecaster:
         self.model.eval()
         self.tokenizer.eval()
         if self.device.type == "cpu":
-            # weights out of the file mapping, aligned, with stacked projections: decoding steps ~7% faster
-            if KronosDirectSteps.supports(self.model):
+            # weights out of the file mapping, aligned, with stacked projections: forecasts ~7% faster
+            if KronosDirectSteps.supports(self.model) and self.model._packing_obstacle() is None:
                 self.model.pack_weights()
-            if KronosDirectSteps.plain_placement(self.tokenizer):
+            if KronosDirectSteps.plain_placement(self.tokenizer) and self.tokenizer._packing_obstacle() is None:
                 self.tokenizer.pack_weights()
 
     @classmethod

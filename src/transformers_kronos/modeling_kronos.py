@@ -16,6 +16,7 @@ import copy
 import math
 import numbers
 import re
+import weakref
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -429,26 +430,61 @@ def few_row_linear(hidden_states, weight_blocks, bias_blocks):
     return out.view(n_out, n_rows).t().reshape(*hidden_states.shape[:-1], n_out)
 
 
+class _PackedMemory(bytearray):
+    """The bytes [`KronosPreTrainedModel.pack_weights`] lays parameters out in (a subclass, to be weakly referenced)."""
+
+
+# the live blocks of packed parameters: id → (weak reference, first address, end address)
+_PACKED_MEMORY = {}
+
+
+def _register_packed(memory):
+    """Record a new [`_PackedMemory`] block until it is freed; returns its first address."""
+    start = torch.frombuffer(memory, dtype=torch.uint8).data_ptr()
+    key = id(memory)
+    ref = weakref.ref(memory, lambda _, key=key: _PACKED_MEMORY.pop(key, None))
+    _PACKED_MEMORY[key] = (ref, start, start + len(memory))
+    return start
+
+
+def _packed_memory_at(address):
+    """`(block, its first address)` of the live packed block holding `address`, else `(None, None)`."""
+    for ref, start, end in list(_PACKED_MEMORY.values()):
+        if start <= address < end:
+            memory = ref()
+            if memory is not None:
+                return memory, start
+    return None, None
+
+
 def concatenated_view(tensors):
     """
-    The tensors `(n_i, ...)` as one view `(sum n_i, ...)` of the memory they occupy when they lie back to back in one
-    storage (as [`KronosPreTrainedModel.pack_weights`] places them), else `None`.
+    The CPU tensors `(n_i, ...)` as one tensor `(sum n_i, ...)` over the memory they occupy when
+    [`KronosPreTrainedModel.pack_weights`] laid them back to back, else `None`. The result aliases the tensors (a
+    change to one shows in the other); the tensors themselves keep their own storages.
     """
     first = tensors[0]
-    offset = first.storage_offset()
+    if first.device.type != "cpu":
+        return None
+    memory, start = _packed_memory_at(first.data_ptr())
+    if memory is None:
+        return None
+    address = first.data_ptr()
     for tensor in tensors:
         if (
-            tensor.shape[1:] != first.shape[1:]
+            tensor.data_ptr() != address
+            or tensor.shape[1:] != first.shape[1:]
             or tensor.dtype != first.dtype
             or tensor.device != first.device
             or not tensor.is_contiguous()
-            or tensor.untyped_storage().data_ptr() != first.untyped_storage().data_ptr()
-            or tensor.storage_offset() != offset
         ):
             return None
-        offset += tensor.numel()
+        address += tensor.numel() * tensor.element_size()
+    if address > start + len(memory):
+        return None
     shape = (sum(tensor.shape[0] for tensor in tensors), *first.shape[1:])
-    return first.detach().as_strided(shape, first.stride())
+    count = math.prod(shape)
+    return torch.frombuffer(memory, dtype=first.dtype, count=count, offset=first.data_ptr() - start).view(shape)
 
 
 class KronosRMSNorm(nn.Module):
@@ -1133,74 +1169,99 @@ class KronosPreTrainedModel(PreTrainedModel):
 
     def pack_weights(self):
         """
-        Copy the parameters into one new allocation per dtype, 64-byte aligned, with the weights (and the biases) of
-        each group of linear layers that read the same input side by side. Values, dtypes, `requires_grad` and the
-        parameter objects themselves are kept, so optimizers, hooks and `save_pretrained` are unaffected.
+        Copy the parameters into one new 64-byte-aligned block of memory, with the weights (and the biases) of each
+        group of linear layers that read the same input side by side. Values, dtypes, `requires_grad` and the
+        parameter objects themselves are kept, and every parameter keeps a storage of its own, so optimizers, hooks,
+        `save_pretrained`, safetensors, accelerate and `torch.save` see the same model as before.
 
-        Why: on CPU, transformers 5 leaves loaded weights in the memory-mapped safetensors file, at offsets that are
-        not aligned to cache lines, and a decoding step streams all of them for every token. Copied out and
+        Why: on CPU, transformers 5 leaves loaded weights in the memory-mapped safetensors file, often at offsets
+        that are not aligned to cache lines, and a decoding step streams all of them for every token. Copied out and
         aligned, and with each block's query/key/value and gate/up matrices adjacent so that [`KronosDirectSteps`]
         multiplies each group as one product, a Kronos-small forecast runs ~7% faster on a 2-core CPU
         (docs/forecasting.md). [`KronosForecaster`] calls this for plain models on CPU.
 
-        Only for models whose parameters all live on the CPU; a packed model stays packed until its parameters are
-        replaced (`.to()` another device or dtype). Calling it again on a packed model does nothing. As with any
-        views, `torch.save` of a part of a packed model (one module's `state_dict()`) writes the whole allocation;
-        `save_pretrained` and safetensors write each tensor alone.
+        A packed model stays packed until its parameters are replaced (`.to()` another device or dtype, a copy);
+        calling this again then packs anew, and on a packed model does nothing.
+
+        Raises:
+            `ValueError` when the parameters are not all on the CPU, or were created under `torch.inference_mode`
+            (their storage cannot be replaced).
 
         Returns:
             The model.
         """
-        params = list(self.parameters())
-        devices = {param.device.type for param in params}
-        if devices != {"cpu"}:
-            raise ValueError(
-                f"pack_weights needs every parameter on the CPU; this model has parameters on {sorted(devices)}"
-            )
+        obstacle = self._packing_obstacle()
+        if obstacle is not None:
+            raise ValueError(f"cannot pack the weights: {obstacle}")
         if self._is_packed():
             return self
-        # each group's weights, then its biases, as runs of adjacent tensors; everything else after them
-        runs = []
-        for group in self._adjacent_groups():
-            runs.append([module.weight for module in group])
-            if all(module.bias is not None for module in group):
-                runs.append([module.bias for module in group])
-        grouped = {id(param) for run in runs for param in run}
-        runs += [[param] for param in params if id(param) not in grouped]
-        by_dtype = {}
-        for run in runs:
-            if len({param.dtype for param in run}) == 1:
-                by_dtype.setdefault(run[0].dtype, []).append(run)
-            else:  # a group in mixed dtypes cannot be one product: lay its members out separately
-                for param in run:
-                    by_dtype.setdefault(param.dtype, []).append([param])
+        # one slot per distinct piece of memory: parameters sharing theirs (tied) keep sharing it
+        slots = {}
+        for param in self.parameters():
+            if param.numel() == 0:
+                continue
+            slots.setdefault((param.data_ptr(), param.dtype, param.shape, param.stride()), []).append(param)
+        slot_of = {id(param): key for key, params in slots.items() for param in params}
+        # each stackable group, laid out back to back; every other slot after them
+        runs = [[slot_of[id(tensor)] for tensor in tensors] for tensors in self._stacked_runs()]
+        placed = {key for run in runs for key in run}
+        runs += [[key] for key in slots if key not in placed]
+        sizes = [[math.prod(key[2]) * slots[key][0].element_size() for key in run] for run in runs]
+        starts, total = [], 0
+        for run_sizes in sizes:
+            starts.append(total)
+            total += -(-sum(run_sizes) // 64) * 64
+        memory = _PackedMemory(total + 64)
+        offset = (-_register_packed(memory)) % 64
         # ordinary tensors even when called under inference mode: the model may be trained afterwards
         with torch.inference_mode(False), torch.no_grad():
-            for dtype, dtype_runs in by_dtype.items():
-                align = max(1, 64 // torch.empty((), dtype=dtype).element_size())
-                starts, total = [], 0
-                for run in dtype_runs:
-                    starts.append(total)
-                    total += -(-sum(param.numel() for param in run) // align) * align
-                flat = torch.empty(total, dtype=dtype)
-                for start, run in zip(starts, dtype_runs):
-                    for param in run:
-                        view = flat[start : start + param.numel()].view(param.shape)
-                        view.copy_(param)
+            for run, run_sizes, start in zip(runs, sizes, starts):
+                start += offset
+                for key, size in zip(run, run_sizes):
+                    first = slots[key][0]
+                    view = torch.frombuffer(memory, dtype=first.dtype, count=first.numel(), offset=start)
+                    view = view.view(first.shape)
+                    view.copy_(first)
+                    for param in slots[key]:
                         param.data = view
-                        start += param.numel()
+                    start += size
         return self
 
-    def _is_packed(self):
-        """Whether [`pack_weights`] has nothing to do: groups adjacent, each dtype's parameters in one allocation."""
+    def _packing_obstacle(self):
+        """Why [`pack_weights`] cannot pack this model, or `None`."""
+        devices = {param.device.type for param in self.parameters()}
+        if devices != {"cpu"}:
+            return f"every parameter must be on the CPU; this model has parameters on {sorted(devices)}"
+        if any(param.is_inference() for param in self.parameters()):
+            return "its parameters were created under torch.inference_mode, so their storage cannot be replaced"
+        return None
+
+    def _stacked_runs(self):
+        """
+        The weight lists and bias lists of `_adjacent_groups()` that [`pack_weights`] lays out back to back: those
+        of distinct, non-empty parameters of one dtype and row shape, none already in an earlier run.
+        """
+        runs, placed = [], set()
         for group in self._adjacent_groups():
-            if concatenated_view([module.weight for module in group]) is None:
-                return False
-        # adjacent could be the safetensors mapping by chance; one storage per dtype is only ever ours
-        storages = {}
-        for param in self.parameters():
-            storages.setdefault(param.dtype, set()).add(param.untyped_storage().data_ptr())
-        return all(len(ptrs) == 1 for ptrs in storages.values())
+            for tensors in ([module.weight for module in group], [module.bias for module in group]):
+                if any(not isinstance(tensor, nn.Parameter) or tensor.numel() == 0 for tensor in tensors):
+                    continue  # no bias, or not a parameter
+                addresses = [tensor.data_ptr() for tensor in tensors]
+                if (
+                    len(set(addresses)) < len(addresses)  # tied
+                    or not placed.isdisjoint(addresses)
+                    or len({(tensor.dtype, tensor.shape[1:]) for tensor in tensors}) > 1
+                ):
+                    continue
+                runs.append(tensors)
+                placed.update(addresses)
+        return runs
+
+    def _is_packed(self):
+        """Whether [`pack_weights`] has nothing to do: every parameter in its memory, every stackable group stacked."""
+        if any(_packed_memory_at(param.data_ptr())[0] is None for param in self.parameters() if param.numel()):
+            return False
+        return all(concatenated_view(tensors) is not None for tensors in self._stacked_runs())
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
