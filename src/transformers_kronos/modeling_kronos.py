@@ -16,6 +16,7 @@ import copy
 import math
 import numbers
 import re
+import threading
 import weakref
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -436,6 +437,8 @@ class _PackedMemory(bytearray):
 
 # the live blocks of packed parameters: id → (weak reference, first address, end address)
 _PACKED_MEMORY = {}
+# one packing at a time (two forecasters built at once on one model would otherwise split it over two blocks)
+_PACKING_LOCK = threading.Lock()
 
 
 def _register_packed(memory):
@@ -1190,11 +1193,16 @@ class KronosPreTrainedModel(PreTrainedModel):
         Returns:
             The model.
         """
-        obstacle = self._packing_obstacle()
-        if obstacle is not None:
-            raise ValueError(f"cannot pack the weights: {obstacle}")
-        if self._is_packed():
-            return self
+        with _PACKING_LOCK:
+            obstacle = self._packing_obstacle()
+            if obstacle is not None:
+                raise ValueError(f"cannot pack the weights: {obstacle}")
+            if not self._is_packed():
+                self._pack()
+        return self
+
+    def _pack(self):
+        """The copy behind [`pack_weights`]."""
         # one slot per distinct piece of memory: parameters sharing theirs (tied) keep sharing it
         slots = {}
         for param in self.parameters():
@@ -1225,7 +1233,6 @@ class KronosPreTrainedModel(PreTrainedModel):
                     for param in slots[key]:
                         param.data = view
                     start += size
-        return self
 
     def _packing_obstacle(self):
         """Why [`pack_weights`] cannot pack this model, or `None`."""
@@ -1234,12 +1241,25 @@ class KronosPreTrainedModel(PreTrainedModel):
             return f"every parameter must be on the CPU; this model has parameters on {sorted(devices)}"
         if any(param.is_inference() for param in self.parameters()):
             return "its parameters were created under torch.inference_mode, so their storage cannot be replaced"
+        # parameters may share memory only as identical views: a copy could not keep a transposed or partial tie
+        views, ranges = set(), []
+        for param in self.parameters():
+            view = (param.data_ptr(), param.dtype, param.shape, param.stride())
+            if param.numel() == 0 or view in views:
+                continue
+            views.add(view)
+            span = sum((size - 1) * stride for size, stride in zip(param.shape, param.stride())) + 1
+            ranges.append((param.data_ptr(), param.data_ptr() + span * param.element_size()))
+        ranges.sort()
+        if any(start < end for (_, end), (start, _) in zip(ranges, ranges[1:])):
+            return "some parameters share memory through different views (a transposed or partial tie)"
         return None
 
     def _stacked_runs(self):
         """
         The weight lists and bias lists of `_adjacent_groups()` that [`pack_weights`] lays out back to back: those
-        of distinct, non-empty parameters of one dtype and row shape, none already in an earlier run.
+        of distinct, non-empty parameters of one dtype and row shape whose sizes are multiples of 64 bytes (so that
+        each starts aligned), none already in an earlier run.
         """
         runs, placed = [], set()
         for group in self._adjacent_groups():
@@ -1251,6 +1271,8 @@ class KronosPreTrainedModel(PreTrainedModel):
                     len(set(addresses)) < len(addresses)  # tied
                     or not placed.isdisjoint(addresses)
                     or len({(tensor.dtype, tensor.shape[1:]) for tensor in tensors}) > 1
+                    # every member 64-byte aligned: MKL rounds some products differently on misaligned weights
+                    or any(tensor.numel() * tensor.element_size() % 64 for tensor in tensors)
                 ):
                     continue
                 runs.append(tensors)
