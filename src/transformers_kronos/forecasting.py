@@ -32,6 +32,7 @@ from .modeling_kronos import (
     KronosTokenizerModel,
     _check_count,
     _check_device,
+    _plain_placement,
     check_sampling,
 )
 
@@ -420,7 +421,7 @@ class KronosForecaster:
             # weights out of the file mapping, aligned, with stacked projections: forecasts ~7% faster
             if KronosDirectSteps.supports(self.model) and self.model._packing_obstacle() is None:
                 self.model.pack_weights()
-            if KronosDirectSteps.plain_placement(self.tokenizer) and self.tokenizer._packing_obstacle() is None:
+            if _plain_placement(self.tokenizer) and self.tokenizer._packing_obstacle() is None:
                 self.tokenizer.pack_weights()
 
     @classmethod

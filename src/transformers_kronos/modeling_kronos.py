@@ -460,6 +460,11 @@ def _packed_memory_at(address):
     return None, None
 
 
+def _memory_view(tensor):
+    """What identifies a view of memory: two tensors with equal keys read and write the same elements."""
+    return tensor.data_ptr(), tensor.dtype, tensor.shape, tensor.stride()
+
+
 def concatenated_view(tensors):
     """
     The CPU tensors `(n_i, ...)` as one tensor `(sum n_i, ...)` over the memory they occupy when
@@ -1208,7 +1213,7 @@ class KronosPreTrainedModel(PreTrainedModel):
         for param in self.parameters():
             if param.numel() == 0:
                 continue
-            slots.setdefault((param.data_ptr(), param.dtype, param.shape, param.stride()), []).append(param)
+            slots.setdefault(_memory_view(param), []).append(param)
         slot_of = {id(param): key for key, params in slots.items() for param in params}
         # each stackable group, laid out back to back; every other slot after them
         runs = [[slot_of[id(tensor)] for tensor in tensors] for tensors in self._stacked_runs()]
@@ -1244,7 +1249,7 @@ class KronosPreTrainedModel(PreTrainedModel):
         # parameters may share memory only as identical views: a copy could not keep a transposed or partial tie
         views, ranges = set(), []
         for param in self.parameters():
-            view = (param.data_ptr(), param.dtype, param.shape, param.stride())
+            view = _memory_view(param)
             if param.numel() == 0 or view in views:
                 continue
             views.add(view)
@@ -1550,6 +1555,14 @@ def config_from_upstream(raw, expected=None):
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def _plain_placement(model):
+    """Every parameter of `model` on one (not meta) device with one dtype, and no accelerate hooks placing them."""
+    placements = {(param.device, param.dtype) for param in model.parameters()}
+    if len(placements) != 1 or next(iter(placements))[0].type == "meta":
+        return False
+    return all(getattr(module, "_hf_hook", None) is None for module in model.modules())
+
+
 class KronosModuleSteps:
     """
     The operations of one decoding step, run through the predictor's modules. Valid for every model: dispatched
@@ -1625,7 +1638,7 @@ class KronosDirectSteps(KronosModuleSteps):
         Whether `model` is plain: in eval mode, every parameter on one device with one dtype, built only from this
         file's modules, with no forward hooks (accelerate's dispatch, user hooks, global hooks).
         """
-        if model.training or not cls.plain_placement(model):
+        if model.training or not _plain_placement(model):
             return False
         if getattr(nn.modules.module, "_global_forward_hooks", None) or getattr(
             nn.modules.module, "_global_forward_pre_hooks", None
@@ -1637,14 +1650,6 @@ class KronosDirectSteps(KronosModuleSteps):
             if module._forward_hooks or module._forward_pre_hooks:
                 return False
         return True
-
-    @staticmethod
-    def plain_placement(model):
-        """Every parameter on one (not meta) device with one dtype, and no accelerate hooks placing them."""
-        placements = {(param.device, param.dtype) for param in model.parameters()}
-        if len(placements) != 1 or next(iter(placements))[0].type == "meta":
-            return False
-        return all(getattr(module, "_hf_hook", None) is None for module in model.modules())
 
     def __init__(self, model, stamps):
         super().__init__(model, stamps)
@@ -1660,13 +1665,9 @@ class KronosDirectSteps(KronosModuleSteps):
             if not fast or any(prepared[2] is None for prepared in separate):
                 return None, separate
             weight = concatenated_view([module.weight for module in modules])
-            biases = [module.bias for module in modules]
-            bias = None
-            if any(b is not None for b in biases):
-                bias = None if any(b is None for b in biases) else concatenated_view(biases)
-                if bias is None:
-                    return None, separate
-            if weight is None:
+            has_bias = [module.bias is not None for module in modules]
+            bias = concatenated_view([module.bias for module in modules]) if all(has_bias) else None
+            if weight is None or (any(has_bias) and bias is None):
                 return None, separate
             return (weight, bias, few_row_views(weight, bias, parts=len(modules))), separate
 
