@@ -31,16 +31,17 @@ def make_klines(n, seed=0, freq="5min", start="2024-01-02 09:30", volume=True, a
     return frame.drop(columns="timestamps"), frame["timestamps"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def checkpoints(upstream_checkpoint):
-    """Upstream-written checkpoints of a tiny predictor and tokenizer, and the upstream modules (eval mode)."""
+    """Upstream-written checkpoints of a tiny predictor and tokenizer, and fresh upstream modules (eval mode)."""
     model_path, up_model = upstream_checkpoint("model", MODEL_CONFIG, seed=1)
     tok_path, up_tok = upstream_checkpoint("tokenizer", TOKENIZER_CONFIG, seed=2)
     return model_path, tok_path, up_model, up_tok
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def forecaster(checkpoints):
+    """A fresh forecaster per test: tests change its settings (max_context) and patch its models."""
     model_path, tok_path, _, _ = checkpoints
     return KronosForecaster.from_pretrained(model_path, tok_path, device="cpu")
 
@@ -70,10 +71,7 @@ def test_greedy_matches_upstream(upstream, checkpoints, forecaster, lookback, pr
     x, x_ts, y_ts = split(df, ts, lookback, pred_len)
     expected = upstream_predictor(upstream, checkpoints, max_context).predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
     forecaster.max_context = max_context
-    try:
-        ours = forecaster.predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
-    finally:
-        forecaster.max_context = 512
+    ours = forecaster.predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
     assert list(ours.columns) == list(expected.columns)
     assert (ours.index == pd.DatetimeIndex(expected.index)).all()
     np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=0)
@@ -88,11 +86,8 @@ def test_seeded_sampling_matches_upstream(upstream, checkpoints, forecaster, loo
     torch.manual_seed(123)
     expected = predictor.predict(x, x_ts, y_ts, pred_len, T=1.0, top_p=0.9, sample_count=3, verbose=False)
     forecaster.max_context = max_context
-    try:
-        torch.manual_seed(123)
-        ours = forecaster.predict(x, x_ts, y_ts, pred_len, T=1.0, top_p=0.9, sample_count=3, verbose=False)
-    finally:
-        forecaster.max_context = 512
+    torch.manual_seed(123)
+    ours = forecaster.predict(x, x_ts, y_ts, pred_len, T=1.0, top_p=0.9, sample_count=3, verbose=False)
     np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=0)
 
 
@@ -129,17 +124,14 @@ def test_ragged_batch_equals_each_series_alone(forecaster):
     """Different context lengths (one longer than the window): left padding gives each series' own forecast."""
     pred_len = 10
     forecaster.max_context = 32
-    try:
-        series = [split(*make_klines(n + pred_len, seed=n), n, pred_len) for n in (12, 25, 45)]
-        batch = forecaster.predict_batch(
-            [s[0] for s in series], [s[1] for s in series], [s[2] for s in series], pred_len, top_k=1, verbose=False
-        )
-        for (x, x_ts, y_ts), got in zip(series, batch):
-            alone = forecaster.predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
-            np.testing.assert_allclose(got.to_numpy(), alone.to_numpy(), rtol=1e-6, atol=1e-6)
-            assert (got.index == alone.index).all()
-    finally:
-        forecaster.max_context = 512
+    series = [split(*make_klines(n + pred_len, seed=n), n, pred_len) for n in (12, 25, 45)]
+    batch = forecaster.predict_batch(
+        [s[0] for s in series], [s[1] for s in series], [s[2] for s in series], pred_len, top_k=1, verbose=False
+    )
+    for (x, x_ts, y_ts), got in zip(series, batch):
+        alone = forecaster.predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
+        np.testing.assert_allclose(got.to_numpy(), alone.to_numpy(), rtol=1e-6, atol=1e-6)
+        assert (got.index == alone.index).all()
 
 
 def test_batch_size_splits_the_batch(forecaster, capsys):
@@ -372,19 +364,16 @@ def test_rolling_mode(forecaster, monkeypatch):
 
     monkeypatch.setattr(KronosForTokenPrediction, "_backbone", spy)
     forecaster.max_context = 32
-    try:
-        # 30 candles of context, 10 forecast: the steps that feed positions 33 to 39 find the window full
-        for sample_count in (1, 2):
-            passes.clear()
-            forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False, sample_count=sample_count)
-            assert passes == [30] + [32] * 7, "exact: the prompt, then one window per sliding step"
-            passes.clear()
-            rolling = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False, sliding="rolling",
-                                         sample_count=sample_count)
-            assert passes == [30], "rolling: the prompt only, the cache drops its oldest position instead"
-            assert rolling.shape == (10, 6) and np.isfinite(rolling.to_numpy()).all()
-    finally:
-        forecaster.max_context = 512
+    # 30 candles of context, 10 forecast: the steps that feed positions 33 to 39 find the window full
+    for sample_count in (1, 2):
+        passes.clear()
+        forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False, sample_count=sample_count)
+        assert passes == [30] + [32] * 7, "exact: the prompt, then one window per sliding step"
+        passes.clear()
+        rolling = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False, sliding="rolling",
+                                     sample_count=sample_count)
+        assert passes == [30], "rolling: the prompt only, the cache drops its oldest position instead"
+        assert rolling.shape == (10, 6) and np.isfinite(rolling.to_numpy()).all()
     with pytest.raises(ValueError, match="sliding"):
         forecaster.predict(x, x_ts, y_ts, verbose=False, sliding="approximate")
 
@@ -555,10 +544,7 @@ def test_context_or_forecast_longer_than_the_window(upstream, checkpoints, forec
     expected = upstream_predictor(upstream, checkpoints, max_context).predict(x, x_ts, y_ts, pred_len, top_k=1,
                                                                               verbose=False)
     forecaster.max_context = max_context
-    try:
-        out = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
-    finally:
-        forecaster.max_context = 512
+    out = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
     np.testing.assert_allclose(out.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=0)
 
 
@@ -575,11 +561,8 @@ def test_forecast_longer_than_the_window(forecaster, monkeypatch):
 
     monkeypatch.setattr(forecaster.model, "generate_tokens", spy)
     forecaster.max_context = 8
-    try:
-        out = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
-        forecaster.predict(x, x_ts, y_ts.iloc[:6], top_k=1, verbose=False)
-    finally:
-        forecaster.max_context = 512
+    out = forecaster.predict(x, x_ts, y_ts, top_k=1, verbose=False)
+    forecaster.predict(x, x_ts, y_ts.iloc[:6], top_k=1, verbose=False)
     assert out.shape == (12, 6) and np.isfinite(out.to_numpy()).all()
     assert tokens[0].shape == (1, 12) and torch.equal(tokens[0][:, :6], tokens[1])
 

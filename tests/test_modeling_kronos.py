@@ -110,7 +110,6 @@ def test_sampled_s2_conditioning_matches_upstream_training_objective(upstream_ch
     torch.manual_seed(3)
     out = ours(s1, s2, stamp, s1_labels=s1_next, s2_labels=s2_next)
     assert close(out.loss, ref_loss)[0], (out.loss, ref_loss)
-    ref.eval()
 
 
 def test_labels_ignore_index(upstream_checkpoint):
@@ -201,8 +200,6 @@ def test_tokenizer_gradients_match_upstream(upstream_checkpoint):
     ref_grads = dict(ref.named_parameters())
     for name, param in ours.named_parameters():
         assert close(param.grad, ref_grads[name].grad)[0], name
-    ref.zero_grad()
-    ref.eval()
 
 
 # ------------------------------------------------------------------------------------------------- save / load / init
@@ -851,7 +848,7 @@ def test_filter_logits_applies_top_k_and_top_p():
 # ------------------------------------------------------------------------------------------------- bad input
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def tiny_pair():
     model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
     tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).eval()

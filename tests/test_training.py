@@ -59,9 +59,9 @@ def args(tmp_path, **kwargs):
     return TrainingArguments(**defaults)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def checkpoints(upstream_checkpoint):
-    """Upstream-format predictor and tokenizer directories (written by upstream itself) and upstream's modules."""
+    """Upstream-format predictor and tokenizer directories (written by upstream itself) and fresh upstream modules."""
     model_path, up_model = upstream_checkpoint("model", MODEL_CONFIG, seed=3)
     tok_path, up_tok = upstream_checkpoint("tokenizer", TOKENIZER_CONFIG, seed=4)
     return model_path, tok_path, up_model, up_tok
@@ -104,20 +104,17 @@ def test_first_step_loss_equals_upstream(checkpoints, tmp_path, mode):
     loss = trainer.compute_loss(model, batch)
 
     up_model.train()
-    try:
-        with torch.no_grad():
-            s1, s2 = up_tok.encode(batch["x"], half=True)
-        torch.manual_seed(11)
-        s1_logits, s2_logits = up_model(
-            s1[:, :-1],
-            s2[:, :-1],
-            batch["stamp"][:, :-1],
-            use_teacher_forcing=mode == "teacher_forcing",
-            s1_targets=s1[:, 1:],
-        )
-        expected = up_model.head.compute_loss(s1_logits, s2_logits, s1[:, 1:], s2[:, 1:])[0]
-    finally:
-        up_model.eval()
+    with torch.no_grad():
+        s1, s2 = up_tok.encode(batch["x"], half=True)
+    torch.manual_seed(11)
+    s1_logits, s2_logits = up_model(
+        s1[:, :-1],
+        s2[:, :-1],
+        batch["stamp"][:, :-1],
+        use_teacher_forcing=mode == "teacher_forcing",
+        s1_targets=s1[:, 1:],
+    )
+    expected = up_model.head.compute_loss(s1_logits, s2_logits, s1[:, 1:], s2[:, 1:])[0]
     torch.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-6)
 
 
