@@ -518,9 +518,15 @@ def test_bfloat16(checkpoints):
     x, x_ts, y_ts = split(*make_klines(40, seed=13), 32, 8)
     out = bf16.predict(x, x_ts, y_ts, top_k=1, verbose=False)
     assert out.dtypes.unique().tolist() == [np.float32]
-    # bfloat16 rounds every weight to 8 bits of mantissa: the greedy forecast stays near float32's (measured: 1e-3)
+    # bfloat16 rounds every weight to 8 bits of mantissa: the greedy forecast stays near float32's. Each column is
+    # held to its own scale (volume, ~3,000, would otherwise swamp prices, ~100). Measured largest error / column
+    # maximum: open 5.7e-5, high 6.4e-5, low 1.4e-4, close 7.9e-5, volume 8.7e-4, amount 1.0e-3 (a 0.2% price
+    # error fails). Other series can flip a greedy token, which moves a column by ~0.5%: hence one fixed series.
     full = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu").predict(x, x_ts, y_ts, top_k=1, verbose=False)
-    np.testing.assert_allclose(out.to_numpy(), full.to_numpy(), rtol=2e-2, atol=1e-2 * float(x.abs().max().max()))
+    bounds = {"open": 1e-3, "high": 1e-3, "low": 1e-3, "close": 1e-3, "volume": 5e-3, "amount": 5e-3}
+    for column, bound in bounds.items():
+        error = float((out[column] - full[column]).abs().max())
+        assert error <= bound * float(full[column].abs().max()), (column, error)
     mean, samples = bf16.predict(x, x_ts, y_ts, sample_count=3, verbose=False, return_samples=True)
     assert samples.dtype == np.float32 and np.isfinite(samples).all()
 
