@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS, random_klines
+from conftest import PUBLISHED_MODEL_CONFIGS, TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS, random_klines
 from transformers import AutoModel, TrainerCallback, TrainingArguments
 
 from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerConfig, KronosTokenizerModel
@@ -89,14 +89,17 @@ def assert_same_state(a, b, **tol):
 
 
 @pytest.mark.parametrize("mode", ["teacher_forcing", "sampled"])
-def test_first_step_loss_equals_upstream(checkpoints, tmp_path, mode):
-    """The Trainer's loss on its first batch equals upstream's fine-tuning loss for the same batch and weights.
+def test_first_step_loss_equals_upstream(checkpoints, upstream_checkpoint, tmp_path, mode):
+    """The Trainer's loss on its first batch equals upstream's fine-tuning loss for the same batch and weights, with
+    Kronos-small's dropout rates (every kind of dropout on) and the same seed on both sides.
 
     "sampled" is what upstream's fine-tuning scripts do (s2 conditioned on an s1 drawn from the model, same seed on
     both sides); "teacher_forcing" is upstream's `use_teacher_forcing=True, s1_targets=...` switch.
     """
-    _, _, up_model, up_tok = checkpoints
-    model, tokenizer = load(checkpoints, s2_conditioning=mode)
+    rates = {k: v for k, v in PUBLISHED_MODEL_CONFIGS["small"].items() if k.endswith("dropout_p")}
+    model_path, up_model = upstream_checkpoint("model", {**MODEL_CONFIG, **rates}, seed=3)
+    _, tok_path, _, up_tok = checkpoints
+    model, tokenizer = load((model_path, tok_path), s2_conditioning=mode)
     trainer = KronosTrainer(model=model, args=args(tmp_path), train_dataset=windows(8), kronos_tokenizer=tokenizer)
     batch = next(iter(trainer.get_train_dataloader()))
     model.train()
