@@ -93,19 +93,22 @@ def test_seeded_sampling_matches_upstream(upstream, checkpoints, forecaster, loo
     np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=0)
 
 
-def test_predict_batch_matches_upstream(upstream, checkpoints, forecaster):
+@pytest.mark.parametrize("max_context", [512, 32])  # in the window; the window slides for the last 4 steps
+def test_predict_batch_matches_upstream(upstream, checkpoints, forecaster, max_context):
     lookback, pred_len = 30, 6
     frames = [make_klines(lookback + pred_len, seed=s) for s in range(3)]
     xs, x_tss, y_tss = zip(*(split(df, ts, lookback, pred_len) for df, ts in frames))
-    predictor = upstream_predictor(upstream, checkpoints, 512)
+    predictor = upstream_predictor(upstream, checkpoints, max_context)
+    forecaster.max_context = max_context
     expected = predictor.predict_batch(list(xs), list(x_tss), list(y_tss), pred_len, top_k=1, verbose=False)
     ours = forecaster.predict_batch(list(xs), list(x_tss), list(y_tss), pred_len, top_k=1, verbose=False)
     for a, b in zip(ours, expected):
         np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-5, atol=0)
+    sampling = dict(T=1.0, top_p=0.9, sample_count=3, verbose=False)
     torch.manual_seed(5)
-    expected = predictor.predict_batch(list(xs), list(x_tss), list(y_tss), pred_len, sample_count=2, verbose=False)
+    expected = predictor.predict_batch(list(xs), list(x_tss), list(y_tss), pred_len, **sampling)
     torch.manual_seed(5)
-    ours = forecaster.predict_batch(list(xs), list(x_tss), list(y_tss), pred_len, sample_count=2, verbose=False)
+    ours = forecaster.predict_batch(list(xs), list(x_tss), list(y_tss), pred_len, **sampling)
     for a, b in zip(ours, expected):
         np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-5, atol=0)
 
