@@ -466,6 +466,12 @@ def test_loading_builds_the_model_on_the_meta_device(checkpoints, monkeypatch):
     [
         ({"device_map": "gpu7"}, "not a device"),
         ({"device_map": "cuda" if not torch.cuda.is_available() else "cuda:99"}, "cuda"),
+        ({"device_map": "cuda:3" if torch.cuda.device_count() < 4 else "cuda:99"}, "cuda:(3|99)' (is not available|does)"),
+        ({"device_map": {"": "cuda:3" if torch.cuda.device_count() < 4 else "cuda:99"}}, "cuda:(3|99)"),
+        ({"device_map": "auto", "max_memory": {0 if not torch.cuda.is_available() else 99: "1GB", "cpu": "1GB"}},
+         "max_memory key (0|99): .* is not a device"),
+        ({"attn_implementation": "flash_attention_2"}, "does not support Flash Attention 2"),
+        ({"attn_implementation": "nope"}, 'attn_implementation="nope"` is not supported'),
         ({"device_map": {"": "tpu"}}, "not a device"),
         ({"device_map": {"embedding": "cpu", "nope": "cpu", "": "cpu"}}, "does not have: \\['nope'\\]"),
         ({"device_map": {"embedding": "cpu", "transformer": "cpu"}}, "places no device"),
