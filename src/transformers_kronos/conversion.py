@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Optional, Union
 
 import torch
@@ -83,7 +84,9 @@ def _looks_like_repo_id(name):
     return name.count("/") == 1
 
 
-def resolve_source(src, revision=None, cache_dir=None):
+def resolve_source(
+    src: Union[str, os.PathLike], revision: Optional[str] = None, cache_dir: Optional[str] = None
+) -> tuple[str, Optional[str]]:
     """
     Return `(local_dir, repo_id)` for a checkpoint given as a local directory or a Hub repo id.
 
@@ -124,7 +127,7 @@ def resolve_source(src, revision=None, cache_dir=None):
     return local_dir, src
 
 
-def read_source_config(local_dir):
+def read_source_config(local_dir: Union[str, os.PathLike]) -> dict:
     """The `config.json` of a checkpoint directory, as a dictionary."""
     path = os.path.join(local_dir, CONFIG_NAME)
     if not os.path.isfile(path):
@@ -139,7 +142,7 @@ def read_source_config(local_dir):
     return raw
 
 
-def detect_config(raw, kind="auto"):
+def detect_config(raw: dict, kind: str = "auto") -> tuple[str, Union[KronosConfig, KronosTokenizerConfig]]:
     """
     Build our config from a `config.json` dictionary, upstream format or already converted.
 
@@ -167,7 +170,9 @@ def detect_config(raw, kind="auto"):
     return ("tokenizer" if isinstance(config, KronosTokenizerConfig) else "model"), config
 
 
-def load_source_state_dict(local_dir, allow_pickle=False):
+def load_source_state_dict(
+    local_dir: Union[str, os.PathLike], allow_pickle: bool = False
+) -> tuple[dict[str, torch.Tensor], str]:
     """
     The weights of a checkpoint directory: `model.safetensors`, or a pickled `pytorch_model.bin` when
     `allow_pickle=True` (read with `torch.load(..., weights_only=True)`, which runs no arbitrary code).
@@ -205,7 +210,9 @@ def load_source_state_dict(local_dir, allow_pickle=False):
     return state_dict, source
 
 
-def check_state_dict(model, state_dict, source=SAFE_WEIGHTS_NAME):
+def check_state_dict(
+    model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str = SAFE_WEIGHTS_NAME
+) -> dict[str, torch.Tensor]:
     """
     Raise `ValueError` unless `state_dict` holds exactly the weights `model` expects, with the shapes its config
     implies (upstream's persisted rotary frequencies excepted: they are rebuilt, not loaded), and all of them finite.
@@ -255,7 +262,7 @@ def _stored_dtype(state_dict):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def published_name(kind, config, repo_id=None):
+def published_name(kind: str, config, repo_id: Optional[str] = None) -> Optional[str]:
     """The published checkpoint a config corresponds to (e.g. `"Kronos-mini"`), or `None`."""
     if repo_id is not None and repo_id.split("/")[0] == "NeoQuasar":
         return repo_id.split("/")[1]
@@ -283,7 +290,15 @@ def _pairing(kind, name):
     )
 
 
-def model_card(kind, config, dtype, repo_id=None, target=None, source_dtype=None, kept=()):
+def model_card(
+    kind: str,
+    config,
+    dtype: torch.dtype,
+    repo_id: Optional[str] = None,
+    target: Optional[str] = None,
+    source_dtype: Optional[torch.dtype] = None,
+    kept: Sequence[str] = (),
+) -> str:
     """The `README.md` of a converted checkpoint (YAML metadata, provenance, pairing, usage)."""
     name = published_name(kind, config, repo_id)
     source = repo_id or "a local upstream checkpoint"
@@ -412,7 +427,15 @@ def _compare(name, ours, theirs, report):
 
 
 @torch.no_grad()
-def verify_checkpoint(converted_dir, kind, config, state_dict, seed=0, batch_size=2, seq_len=24):
+def verify_checkpoint(
+    converted_dir: Union[str, os.PathLike],
+    kind: str,
+    config,
+    state_dict: dict[str, torch.Tensor],
+    seed: int = 0,
+    batch_size: int = 2,
+    seq_len: int = 24,
+) -> dict:
     """
     Load `converted_dir` with transformers and compare it with upstream's network holding the same weights on random
     inputs: logits and reconstructions to 1e-5 in float32, token ids exactly.
@@ -649,7 +672,9 @@ def convert_checkpoint(
     }
 
 
-def push_checkpoint(path, repo_id, private=None, token=None):
+def push_checkpoint(
+    path: Union[str, os.PathLike], repo_id: str, private: Optional[bool] = None, token: Optional[str] = None
+) -> None:
     """
     Upload a converted folder as it is (weights, config, remote code and model card) to a Hub model repo, creating
     the repo when it does not exist.
