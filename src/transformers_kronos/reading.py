@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .io_utils import one_line
+
 PRICE_FIELDS = ("open", "high", "low", "close")
 OPTIONAL_FIELDS = ("volume", "amount")
 FIELDS = PRICE_FIELDS + OPTIONAL_FIELDS
@@ -76,17 +78,12 @@ class KlineReadWarning(UserWarning):
     """Something the reader did that the user should know about (rows reordered, a column ignored)."""
 
 
-def _one_line(text):
-    text = " ".join(str(text).split())
-    return text or "unknown error"
-
-
 def _fail(where, message):
-    raise KlineReadError(_one_line(f"{where}: {message}" if where else message))
+    raise KlineReadError(one_line(f"{where}: {message}" if where else message))
 
 
 def _note(where, message):
-    warnings.warn(_one_line(f"{where}: {message}" if where else message), KlineReadWarning, stacklevel=3)
+    warnings.warn(one_line(f"{where}: {message}" if where else message), KlineReadWarning, stacklevel=3)
 
 
 def _normalise(name):
@@ -259,7 +256,7 @@ def _read_csv(path, where):
     except pd.errors.EmptyDataError:
         _fail(where, "the file is empty")
     except (pd.errors.ParserError, ValueError, csv.Error) as err:
-        _fail(where, f"not a readable CSV file ({_one_line(err)})")
+        _fail(where, f"not a readable CSV file ({one_line(err)})")
     return frame
 
 
@@ -271,7 +268,7 @@ def _read_file(path, where):
         try:
             return pd.read_parquet(path)
         except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds (ArrowInvalid, OSError, ...)
-            _fail(where, f"not a readable Parquet file ({_one_line(err)})")
+            _fail(where, f"not a readable Parquet file ({one_line(err)})")
     _fail(where, f"cannot read {suffix or 'files without an extension'}: expected .csv, .parquet or .pq")
 
 
