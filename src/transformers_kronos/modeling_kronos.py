@@ -1100,12 +1100,40 @@ def filter_logits(logits, top_k=0, top_p=1.0):
 
 
 def sample_tokens(logits, temperature=1.0, top_k=0, top_p=1.0, generator=None):
-    """Sample one id per row of `logits` `(rows, vocab)` → `(rows, 1)` after temperature and filtering."""
+    """
+    Sample one id per row of `logits` `(rows, vocab)` → `(rows, 1)` after temperature and filtering.
+
+    `generator` is one `torch.Generator` for all rows, or a list of them that splits the rows into as many equal,
+    consecutive groups (one per series, its paths series-major): each group draws from its own generator only, so
+    its tokens do not depend on the other groups.
+    """
     if temperature != 1.0:
         logits = logits / temperature
     logits = filter_logits(logits, top_k, top_p)
     probs = torch.softmax(logits.float(), dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
+    if not isinstance(generator, (list, tuple)):
+        return torch.multinomial(probs, num_samples=1, generator=generator)
+    groups = probs.split(probs.shape[0] // len(generator))
+    return torch.cat([torch.multinomial(p, num_samples=1, generator=g) for p, g in zip(groups, generator)])
+
+
+def check_generator(generator, batch):
+    """
+    Check `generator`: `None`, a `torch.Generator`, or a list or tuple of `batch` generators (one per series).
+    Returns it, a tuple when it is a sequence.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if not isinstance(generator, (list, tuple)):
+        raise TypeError(
+            f"`generator` must be a torch.Generator or a list of them (one per series), got {type(generator).__name__}"
+        )
+    bad = [type(g).__name__ for g in generator if not isinstance(g, torch.Generator)]
+    if bad:
+        raise TypeError(f"`generator` must be a torch.Generator or a list of them (one per series), got a list holding {bad[0]}")
+    if len(generator) != batch:
+        raise ValueError(f"`generator` holds {len(generator)} generators but there are {batch} series: give one per series")
+    return tuple(generator)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -2041,7 +2069,9 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             temperature, top_k, top_p: Sampling controls (see [`filter_logits`]).
             sample_count (`int`): Paths per series; rows of the output are series-major (`b * sample_count + s`).
             sliding (`str`): `"exact"` or `"rolling"`, see above.
-            generator (`torch.Generator`, *optional*): Source of randomness (else the global RNG).
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): Source of randomness (else the
+                global RNG); a list holds one generator per series, from which that series' paths alone are drawn,
+                so its tokens do not depend on the other series in the batch.
             progress (`callable`, *optional*): Called with the step index after every step (for progress bars).
 
         Returns:
@@ -2054,8 +2084,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         pred_len = _check_count("pred_len", pred_len)
         sample_count = _check_count("sample_count", sample_count)
         temperature, top_k, top_p = check_sampling(temperature, top_k, top_p)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
+        generator = check_generator(generator, s1_ids.shape[0])
         for name, value in (("stamp", stamp), ("future_stamp", future_stamp)):
             if value is None:
                 raise TypeError(f"`{name}` is required: the calendar features (minute, hour, weekday, day, month)")
