@@ -25,11 +25,14 @@ demo: venv
 	$(VENV)/bin/kronos-forecast --csv examples/data/sample_kline.csv --pred-len 48 --samples 8 \
 		--quantiles 0.1,0.5,0.9 --output out/forecast.csv --plot out/forecast.png
 
-## The whole test suite, parity tests against the upstream reference included.
+## The whole test suite, parity tests against the upstream reference included, in a random order: pytest-randomly
+## shuffles it and prints its seed in the header ("Using --randomly-seed=N"); `make test PYTEST_ARGS=--randomly-seed=N`
+## replays that order, `PYTEST_ARGS="-p no:randomly"` runs the files' own order.
 test: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -p randomly $(PYTEST_ARGS) tests
 
-## Everything but the tests that start subprocesses (fresh interpreters, DDP): about half the time.
+## Everything but the 7 tests that start subprocesses (fresh interpreters, DDP): they take about a sixth of the time
+## (measured 2026-12-03 with --durations=0 on the 2 shared cores: 105 of 592 s of test time), so this takes about 80%.
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow" tests
 

@@ -5,28 +5,39 @@ Parity tests compare against upstream (`pip install --no-deps kronos-model-arch 
 missing reference is an error: a parity test that skips in CI is a failed parity test.
 """
 
+import copy
 import importlib
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-# Published sizes (upstream config.json values) and odd shapes that exercise every code path.
+# The published sizes live in ONE place: tests/fixtures/kronos_reference_configs.json, a committed copy of the
+# project's shared/kronos_reference_configs.json (upstream config.json values). A user's clone has no shared/
+# folder, so the tests read the committed copy; where ../shared exists (CI, the team's machines),
+# test_configuration_kronos.py checks that the two are equal, so the copy cannot drift.
+REFERENCE_CONFIGS_PATH = Path(__file__).parent / "fixtures" / "kronos_reference_configs.json"
+SHARED_REFERENCE_CONFIGS_PATH = Path(__file__).resolve().parents[1].parent / "shared" / REFERENCE_CONFIGS_PATH.name
+
+
+def published_configs(prefix):
+    """`{short name: upstream kwargs}` of every released entry named `prefix` + name (keys starting "_" dropped)."""
+    entries = json.loads(REFERENCE_CONFIGS_PATH.read_text())
+    return {
+        name[len(prefix):]: {k: v for k, v in entry.items() if not k.startswith("_")}
+        for name, entry in entries.items()
+        if name.startswith(prefix) and isinstance(entry, dict) and "s1_bits" in entry
+    }
+
+
+PUBLISHED_TOKENIZER_CONFIGS = published_configs("Kronos-Tokenizer-")  # {"base": ...} (and "2k" once listed)
 PUBLISHED_MODEL_CONFIGS = {
-    "mini": dict(s1_bits=10, s2_bits=10, n_layers=4, d_model=256, n_heads=4, ff_dim=512, ffn_dropout_p=0.2,
-                 attn_dropout_p=0.0, resid_dropout_p=0.2, token_dropout_p=0.0, learn_te=True),
-    "small": dict(s1_bits=10, s2_bits=10, n_layers=8, d_model=512, n_heads=8, ff_dim=1024, ffn_dropout_p=0.25,
-                  attn_dropout_p=0.1, resid_dropout_p=0.25, token_dropout_p=0.1, learn_te=True),
-    "base": dict(s1_bits=10, s2_bits=10, n_layers=12, d_model=832, n_heads=16, ff_dim=2048, ffn_dropout_p=0.2,
-                 attn_dropout_p=0.0, resid_dropout_p=0.2, token_dropout_p=0.0, learn_te=True),
-}
-PUBLISHED_TOKENIZER_CONFIGS = {
-    "base": dict(d_in=6, d_model=256, n_heads=4, ff_dim=512, n_enc_layers=4, n_dec_layers=4, ffn_dropout_p=0.0,
-                 attn_dropout_p=0.0, resid_dropout_p=0.0, s1_bits=10, s2_bits=10, beta=0.05, gamma0=1.0, gamma=1.1,
-                 zeta=0.05, group_size=4),
-}
+    name: config for name, config in published_configs("Kronos-").items() if not name.startswith("Tokenizer-")
+}  # {"mini", "small", "base"}; Kronos-large was never released and has no config
 TINY_MODEL_CONFIGS = {
     "tiny": dict(s1_bits=4, s2_bits=4, n_layers=2, d_model=32, n_heads=2, ff_dim=64, ffn_dropout_p=0.0,
                  attn_dropout_p=0.0, resid_dropout_p=0.0, token_dropout_p=0.0, learn_te=True),
@@ -73,7 +84,8 @@ def upstream_checkpoint(tmp_path_factory, upstream):
     """
     `upstream_checkpoint(kind, config, seed=0)` → `(path, upstream_module)`: a checkpoint that upstream writes
     with its own `save_pretrained` from a seeded random init, cached per (kind, config, seed) for the session.
-    The returned upstream module is in eval mode.
+    The folder is shared (tests only read it); the module is a fresh copy in eval mode on every call, so that a test
+    that trains it, switches its mode or edits its weights cannot leak that into another test.
     """
     made = {}
 
@@ -93,14 +105,14 @@ def upstream_checkpoint(tmp_path_factory, upstream):
             path = tmp_path_factory.mktemp(f"upstream-{kind}")
             module.save_pretrained(str(path))
             made[key] = (path, module.eval())
-        return made[key]
+        path, module = made[key]
+        return path, copy.deepcopy(module).eval()
 
     return build
 
 
 def copy_with_config(checkpoint, destination, **changes):
     """A copy of the checkpoint folder `checkpoint` at `destination`, its `config.json` updated with `changes`."""
-    import json
     import shutil
 
     shutil.copytree(checkpoint, destination)

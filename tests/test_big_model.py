@@ -426,32 +426,22 @@ def test_half_precision_with_offload_keeps_fp32_modules(checkpoints, references,
 
 @pytest.mark.parametrize("kind", ["predictor", "tokenizer"])
 def test_eager_and_sdpa_give_the_same_numbers(checkpoints, kind):
+    """The fused kernel against the hand-written attention (itself held to upstream's in test_modeling_kronos.py)."""
     path = checkpoints[kind, "converted"]
     eager = CLASSES[kind].from_pretrained(path, attn_implementation="eager")
     sdpa = CLASSES[kind].from_pretrained(path, attn_implementation="sdpa")
     assert eager.config._attn_implementation == "eager" and sdpa.config._attn_implementation == "sdpa"
     assert_same(outputs(eager, kind), outputs(sdpa, kind))
     assert CLASSES[kind].from_pretrained(path).config._attn_implementation == "sdpa"
-
-
-def test_gradient_checkpointing_gives_the_same_gradients(checkpoints):
-    path = checkpoints["predictor", "converted"]
-    data = inputs("predictor")
-    labels = (data["targets"], torch.randint(0, 2 ** PREDICTOR_CONFIG["s2_bits"], data["s1"].shape))
-    grads = []
-    for checkpointing in (False, True):
-        model = KronosForTokenPrediction.from_pretrained(path)
-        model.train()
-        if checkpointing:
-            # transformers 5.x renamed it; either name turns on the flag GradientCheckpointingLayer reads
-            (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
-            assert all(block.gradient_checkpointing for block in model.transformer)
-        out = model(data["s1"], data["s2"], data["stamp"], s1_labels=labels[0], s2_labels=labels[1])
-        out.loss.backward()
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-    assert grads[0].keys() == grads[1].keys()
-    for name in grads[0]:
-        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5, msg=name)
+    # train mode (no dropout in these configs) takes other masks: the tokenizer attends causally there
+    data = inputs(kind)
+    with torch.no_grad():
+        if kind == "tokenizer":
+            got = [m.train()(data["x"], attention_mask=data["mask"]).reconstruction for m in (eager, sdpa)]
+        else:
+            args = (data["s1"], data["s2"], data["stamp"])
+            got = [m.train()(*args, attention_mask=data["mask"]).s1_logits for m in (eager, sdpa)]
+    torch.testing.assert_close(got[1], got[0], atol=ATOL, rtol=0)
 
 
 def test_loading_builds_the_model_on_the_meta_device(checkpoints, monkeypatch):
@@ -476,6 +466,12 @@ def test_loading_builds_the_model_on_the_meta_device(checkpoints, monkeypatch):
     [
         ({"device_map": "gpu7"}, "not a device"),
         ({"device_map": "cuda" if not torch.cuda.is_available() else "cuda:99"}, "cuda"),
+        ({"device_map": "cuda:3" if torch.cuda.device_count() < 4 else "cuda:99"}, "cuda:(3|99)' (is not available|does)"),
+        ({"device_map": {"": "cuda:3" if torch.cuda.device_count() < 4 else "cuda:99"}}, "cuda:(3|99)"),
+        ({"device_map": "auto", "max_memory": {0 if not torch.cuda.is_available() else 99: "1GB", "cpu": "1GB"}},
+         "max_memory key (0|99): .* is not a device"),
+        ({"attn_implementation": "flash_attention_2"}, "does not support Flash Attention 2"),
+        ({"attn_implementation": "nope"}, 'attn_implementation="nope"` is not supported'),
         ({"device_map": {"": "tpu"}}, "not a device"),
         ({"device_map": {"embedding": "cpu", "nope": "cpu", "": "cpu"}}, "does not have: \\['nope'\\]"),
         ({"device_map": {"embedding": "cpu", "transformer": "cpu"}}, "places no device"),

@@ -3,9 +3,24 @@
 import json
 
 import pytest
-from conftest import PUBLISHED_MODEL_CONFIGS, PUBLISHED_TOKENIZER_CONFIGS
+from conftest import (
+    PUBLISHED_MODEL_CONFIGS,
+    PUBLISHED_TOKENIZER_CONFIGS,
+    REFERENCE_CONFIGS_PATH,
+    SHARED_REFERENCE_CONFIGS_PATH,
+)
 
 from transformers_kronos import KronosConfig, KronosTokenizerConfig, config_from_upstream
+
+
+def test_published_configs_are_the_shared_ones():
+    """The committed copy the fixtures read equals the project's shared file wherever that exists beside the clone."""
+    committed = json.loads(REFERENCE_CONFIGS_PATH.read_text())
+    assert set(PUBLISHED_MODEL_CONFIGS) == {"mini", "small", "base"} and "base" in PUBLISHED_TOKENIZER_CONFIGS
+    assert PUBLISHED_MODEL_CONFIGS["small"] == {k: v for k, v in committed["Kronos-small"].items() if k[0] != "_"}
+    if not SHARED_REFERENCE_CONFIGS_PATH.exists():
+        pytest.skip(f"no shared copy at {SHARED_REFERENCE_CONFIGS_PATH} (a user's clone)")
+    assert committed == json.loads(SHARED_REFERENCE_CONFIGS_PATH.read_text())
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED_MODEL_CONFIGS))

@@ -63,6 +63,12 @@ def max_diff(a, b):
     return (a.float() - b.float()).abs().max().item()
 
 
+def assert_verified_exactly(verification):
+    """`--verify`'s report: every output identical to upstream's (docs/conversion.md says largest difference 0.0)."""
+    assert verification.pop("token ids") == "identical"
+    assert verification and all(diff == 0.0 for diff in verification.values()), verification
+
+
 @torch.no_grad()
 def assert_same_as_upstream(kind, config, ours, ref, seed=0):
     """Outputs of `ours` (float32) equal to upstream's within 1e-5, token ids identical."""
@@ -107,8 +113,9 @@ def test_conversion_parity_and_layout(upstream_checkpoint, tmp_path, kind, name)
     config = config_of(kind, name)
     src, ref = upstream_checkpoint(kind, config, seed=3)
     dst = tmp_path / "converted"
-    result = convert_checkpoint(src, dst)
+    result = convert_checkpoint(src, dst, verify=True)
     assert result["kind"] == kind and result["dtype"] == "float32" and result["source"] == "model.safetensors"
+    assert_verified_exactly(result["verification"])
     assert set(os.listdir(dst)) == EXPECTED_FILES
     assert {"configuration_kronos.py", "modeling_kronos.py"} <= REMOTE_CODE
     for name in REMOTE_CODE:
@@ -272,7 +279,7 @@ def test_force_reconversion_is_idempotent(upstream_checkpoint, tmp_path):
 def test_max_context_and_published_mini(upstream_checkpoint, tmp_path, cli, capsys):
     src, _ = upstream_checkpoint("model", PUBLISHED_MODEL_CONFIGS["mini"])
     with pytest.warns(ConversionNote, match="Kronos-mini was trained with a 2048-candle context"):
-        convert_checkpoint(src, tmp_path / "mini-512")
+        assert_verified_exactly(convert_checkpoint(src, tmp_path / "mini-512", verify=True)["verification"])
     card = (tmp_path / "mini-512" / "README.md").read_text()
     assert "# Kronos-mini (transformers format)" in card and "NeoQuasar/Kronos-Tokenizer-2k" in card
     assert json.loads((tmp_path / "mini-512" / "config.json").read_text())["max_context"] == 512

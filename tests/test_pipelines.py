@@ -17,7 +17,7 @@ from transformers_kronos import (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def models():
     torch.manual_seed(0)
     model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
