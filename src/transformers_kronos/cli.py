@@ -47,7 +47,7 @@ class CliError(Exception):
     """A problem with the command's input, reported as one line without a traceback."""
 
 
-class _ArgumentParser(argparse.ArgumentParser):
+class CliArgumentParser(argparse.ArgumentParser):
     """argparse prints the usage and exits on bad arguments; report them like every other input problem instead."""
 
     def error(self, message):
@@ -59,7 +59,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _int_at_least(minimum, name, maximum=None):
+def int_at_least(minimum, name, maximum=None):
     def parse(text):
         try:
             value = int(text)
@@ -74,7 +74,7 @@ def _int_at_least(minimum, name, maximum=None):
     return parse
 
 
-def _positive_float(name, upper=None, upper_inclusive=True):
+def positive_float(name, upper=None, upper_inclusive=True):
     def parse(text):
         try:
             value = float(text)
@@ -90,7 +90,7 @@ def _positive_float(name, upper=None, upper_inclusive=True):
     return parse
 
 
-def _quantile_list(text):
+def quantile_list(text):
     levels = []
     for part in text.split(","):
         part = part.strip()
@@ -107,7 +107,7 @@ def _quantile_list(text):
 
 
 def build_parser():
-    parser = _ArgumentParser(
+    parser = CliArgumentParser(
         prog="kronos-forecast",
         description="Forecast the next candles of a K-line CSV with Kronos; write the forecast as CSV and PNG.",
     )
@@ -116,22 +116,22 @@ def build_parser():
     parser.add_argument("--model", metavar="ID_OR_PATH",
                         help="predictor checkpoint (converted or upstream format, local or Hub); default: the demo")
     parser.add_argument("--tokenizer", metavar="ID_OR_PATH", help="tokenizer checkpoint matching --model")
-    parser.add_argument("--lookback", type=_int_at_least(MIN_HISTORY, "--lookback"), default=None, metavar="N",
+    parser.add_argument("--lookback", type=int_at_least(MIN_HISTORY, "--lookback"), default=None, metavar="N",
                         help=f"candles of history to condition on (default: {DEFAULT_LOOKBACK}, or all when fewer; "
                              "at most the model's max_context are used)")
-    parser.add_argument("--pred-len", type=_int_at_least(1, "--pred-len"), default=48, metavar="N",
+    parser.add_argument("--pred-len", type=int_at_least(1, "--pred-len"), default=48, metavar="N",
                         help="candles to forecast (default: 48)")
-    parser.add_argument("--samples", type=_int_at_least(1, "--samples"), default=20, metavar="K",
+    parser.add_argument("--samples", type=int_at_least(1, "--samples"), default=20, metavar="K",
                         help="sample paths drawn; the forecast is their mean (default: 20)")
-    parser.add_argument("--batch-size", type=_int_at_least(1, "--batch-size"), default=None, metavar="N",
+    parser.add_argument("--batch-size", type=int_at_least(1, "--batch-size"), default=None, metavar="N",
                         help="decode at most N sample paths together, to bound memory (default: all of them)")
-    parser.add_argument("--quantiles", type=_quantile_list, default=(0.1, 0.5, 0.9), metavar="Q1,Q2,...",
+    parser.add_argument("--quantiles", type=quantile_list, default=(0.1, 0.5, 0.9), metavar="Q1,Q2,...",
                         help="quantile levels written next to the mean (default: 0.1,0.5,0.9)")
-    parser.add_argument("--temperature", type=_positive_float("--temperature"), default=1.0, metavar="T",
+    parser.add_argument("--temperature", type=positive_float("--temperature"), default=1.0, metavar="T",
                         help="sampling temperature (default: 1.0)")
-    parser.add_argument("--top-p", type=_positive_float("--top-p", upper=1.0), default=0.9, metavar="P",
+    parser.add_argument("--top-p", type=positive_float("--top-p", upper=1.0), default=0.9, metavar="P",
                         help="nucleus sampling threshold in (0, 1] (default: 0.9, as upstream)")
-    parser.add_argument("--top-k", type=_int_at_least(0, "--top-k"), default=0, metavar="K",
+    parser.add_argument("--top-k", type=int_at_least(0, "--top-k"), default=0, metavar="K",
                         help="keep the k most likely tokens, 0 = off (default: 0)")
     parser.add_argument("--output", default="forecast.csv", metavar="FILE",
                         help="forecast CSV to write (default: forecast.csv)")
@@ -142,7 +142,7 @@ def build_parser():
                              "approximate; see docs/forecasting.md) (default: exact)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="default: auto")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="default: float32")
-    parser.add_argument("--seed", type=_int_at_least(0, "--seed", maximum=2**64 - 1), default=0, metavar="S",
+    parser.add_argument("--seed", type=int_at_least(0, "--seed", maximum=2**64 - 1), default=0, metavar="S",
                         help="random seed (default: 0)")
     return parser
 
@@ -177,7 +177,7 @@ def read_kline_csv(path):
     except pd.errors.EmptyDataError:
         raise CliError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise CliError(f"{path}: not a readable CSV file ({_one_line(err)})") from None
+        raise CliError(f"{path}: not a readable CSV file ({one_line(err)})") from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     repeated = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
     if repeated:
@@ -314,7 +314,7 @@ def infer_future_timestamps(timestamps, pred_len):
     try:
         return infer(pd.DatetimeIndex(timestamps), pred_len)
     except ValueError as err:
-        raise CliError(_one_line(err).replace("; pass `y_timestamp`", "")) from None
+        raise CliError(one_line(err).replace("; pass `y_timestamp`", "")) from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def _resolve_device(name):
     try:
         _check_device(name, "--device")
     except ValueError as err:
-        raise CliError(_one_line(err)) from None
+        raise CliError(one_line(err)) from None
     return name
 
 
@@ -396,7 +396,7 @@ def load_forecaster(model, tokenizer, device, dtype):
             try:
                 network, info = cls.from_pretrained(source, dtype=torch_dtype, output_loading_info=True)
             except (OSError, ValueError, TypeError, KeyError) as err:
-                raise CliError(f"could not load {flag} {source}: {_one_line(err)}") from None
+                raise CliError(f"could not load {flag} {source}: {one_line(err)}") from None
             missing = info.get("missing_keys") or []
             if missing:
                 kind = "predictor" if cls is KronosForTokenPrediction else "tokenizer"
@@ -408,7 +408,7 @@ def load_forecaster(model, tokenizer, device, dtype):
     try:
         forecaster = KronosForecaster(loaded[0], loaded[1], device=device)
     except (ValueError, TypeError) as err:
-        raise CliError(f"--model {model} and --tokenizer {tokenizer} do not work together: {_one_line(err)}") from None
+        raise CliError(f"--model {model} and --tokenizer {tokenizer} do not work together: {one_line(err)}") from None
     return forecaster, False
 
 
@@ -441,7 +441,7 @@ def forecast_frame(samples, columns, future, quantile_levels):
     return out
 
 
-def _one_line(err):
+def one_line(err):
     text = " ".join(str(err).split())
     return text if text else type(err).__name__
 
@@ -531,9 +531,9 @@ def run(args, stdout=None, stderr=None):
             warnings.simplefilter("always", UserWarning)
             samples = _sample_paths(forecaster, context, context_stamps, future, args)
     except (ValueError, TypeError) as err:  # the forecaster's own input checks
-        raise CliError(f"{args.csv}: {_one_line(err)}") from None
+        raise CliError(f"{args.csv}: {one_line(err)}") from None
     for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
-        print(f"kronos-forecast: warning: {args.csv}: {_one_line(message)}", file=stderr)
+        print(f"kronos-forecast: warning: {args.csv}: {one_line(message)}", file=stderr)
     columns = list(context.columns)
     result = forecast_frame(samples, columns, future, args.quantiles)
 
@@ -566,7 +566,7 @@ def run(args, stdout=None, stderr=None):
         done = True
     except OSError as err:  # the temporary names mean nothing to the user
         raise CliError(f"could not write {output if plot is None else f'{output} and {plot}'}: "
-                       f"{err.strerror or _one_line(err)}") from None
+                       f"{err.strerror or one_line(err)}") from None
     finally:
         for leftover in written:
             leftover.unlink(missing_ok=True)
@@ -614,7 +614,7 @@ def main(argv=None):
         args = parser.parse_args(argv)
         run(args)
     except CliError as err:
-        print(f"kronos-forecast: error: {_one_line(err)}", file=sys.stderr)
+        print(f"kronos-forecast: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kronos-forecast: interrupted", file=sys.stderr)
@@ -622,7 +622,7 @@ def main(argv=None):
     except Exception as err:  # noqa: BLE001 - a command line tool reports, it does not dump tracebacks
         if os.environ.get("KRONOS_DEBUG"):
             raise
-        print(f"kronos-forecast: error: {type(err).__name__}: {_one_line(err)} (set KRONOS_DEBUG=1 for a traceback)",
+        print(f"kronos-forecast: error: {type(err).__name__}: {one_line(err)} (set KRONOS_DEBUG=1 for a traceback)",
               file=sys.stderr)
         return 1
     return 0

@@ -36,7 +36,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .forecasting import FEATURE_COLUMNS, PRICE_COLUMNS, infer_future_timestamps, quantile_column
+from .forecasting import (
+    FEATURE_COLUMNS,
+    PRICE_COLUMNS,
+    infer_future_timestamps,
+    quantile_column,
+    reject_numeric_timestamps,
+)
 
 METRICS = ("mae", "rmse", "mase", "crps", "coverage_80", "direction_accuracy", "ic", "rank_ic", "n")
 MODEL = "kronos"
@@ -138,7 +144,11 @@ def _series_frame(frame, timestamp_column, key):
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{where}expected a pandas DataFrame, got {type(frame).__name__}")
     if timestamp_column in frame.columns:
-        stamps = pd.to_datetime(frame[timestamp_column])
+        reject_numeric_timestamps(frame[timestamp_column], f"{where}column {timestamp_column!r}")
+        try:
+            stamps = pd.to_datetime(frame[timestamp_column])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}column {timestamp_column!r} does not hold timestamps: {err}") from None
     elif isinstance(frame.index, pd.DatetimeIndex):
         stamps = frame.index.to_series()
     else:
