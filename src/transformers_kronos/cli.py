@@ -20,12 +20,13 @@ import math
 import os
 import re
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .io_utils import make_folders, one_line, remove_folders, temporary_sibling
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 OPTIONAL_COLUMNS = ("volume", "amount")
@@ -441,11 +442,6 @@ def forecast_frame(samples, columns, future, quantile_levels):
     return out
 
 
-def one_line(err):
-    text = " ".join(str(err).split())
-    return text if text else type(err).__name__
-
-
 def _check_target(name, target):
     """
     The file that `--output`/`--plot` `target` names (symbolic links followed), checked before the forecast runs: it
@@ -464,24 +460,6 @@ def _check_target(name, target):
     if not os.access(folder, os.W_OK | os.X_OK):
         raise CliError(f"{name} {target}: {folder} is not writable")
     return real
-
-
-def _make_folders(folder, created):
-    """Make `folder` and its missing parents, appending each one made to `created` (outermost first)."""
-    missing = [p for p in (*reversed(folder.parents), folder) if not p.exists()]
-    for path in missing:
-        path.mkdir()
-        created.append(path)
-
-
-def _temporary_sibling(target):
-    """An empty temporary file next to `target`, in the same folder so that it can replace `target` atomically."""
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)  # mkstemp makes private files; the output is an ordinary one
-    return Path(name)
 
 
 def run(args, stdout=None, stderr=None):
@@ -543,8 +521,8 @@ def run(args, stdout=None, stderr=None):
     try:
         for final in (output, plot):
             if final is not None:
-                _make_folders(final.parent, created)
-        tmp_csv = _temporary_sibling(output)
+                created += make_folders(final.parent)
+        tmp_csv = temporary_sibling(output)
         written.append(tmp_csv)
         result.to_csv(tmp_csv, index=False, float_format="%.8g")
         tmp_plot = None
@@ -556,7 +534,7 @@ def run(args, stdout=None, stderr=None):
                 f"{Path(args.csv).name}: {args.pred_len}-candle forecast, {args.samples} sample paths"
                 + (" (DEMO model trained on synthetic data, not a pretrained Kronos)" if is_demo else "")
             )
-            tmp_plot = _temporary_sibling(plot)
+            tmp_plot = temporary_sibling(plot)
             written.append(tmp_plot)
             plot_forecast(history, result, samples=samples[:, :, columns.index("close")], title=title, path=tmp_plot)
         os.replace(tmp_csv, output)
@@ -571,11 +549,7 @@ def run(args, stdout=None, stderr=None):
         for leftover in written:
             leftover.unlink(missing_ok=True)
         if not done:
-            for folder in reversed(created):
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
+            remove_folders(created)
 
     print(f"wrote {output} ({len(result)} candles: mean" + (
         f" and quantiles {', '.join(repr(q) for q in args.quantiles)})" if args.quantiles else ")"), file=stdout)

@@ -25,8 +25,6 @@ series id and the origin ([`window_seed`]), so they depend neither on batching, 
 import hashlib
 import numbers
 import os
-import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ from .forecasting import (
     quantile_column,
     reject_numeric_timestamps,
 )
+from .io_utils import make_folders, remove_folders, temporary_sibling
 
 METRICS = ("mae", "rmse", "mase", "crps", "coverage_80", "direction_accuracy", "ic", "rank_ic", "n")
 MODEL = "kronos"
@@ -533,24 +532,19 @@ def _save_paths(path, paths):
 def write_atomically(folder: Path, writers: dict) -> list[Path]:
     """
     Write files into `folder` all or nothing: `writers` maps each file name to a function writing it to a given
-    path; each writes a temporary file in `folder`, and they are renamed into place only when all succeeded.
+    path. Each writes a temporary file in `folder`, and they are renamed into place only when all succeeded; other
+    files in `folder` are left alone. On failure, the temporary files and the folders made for them are removed.
     """
-    created = [p for p in (*reversed(folder.parents), folder) if not p.exists()]
+    folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} exists and is not a directory")
+    created = make_folders(folder)
     temporary, done = [], False
     try:
-        for path in created:
-            path.mkdir()
         for name, write in writers.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
-            os.close(fd)
-            temporary.append((Path(tmp), folder / name))
-            write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
+            temporary.append((temporary_sibling(folder / name), folder / name))
+            write(temporary[-1][0])
         for tmp, final in temporary:
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes private files; the outputs are ordinary ones
             os.replace(tmp, final)
         done = True
         return [final for _, final in temporary]
@@ -558,11 +552,7 @@ def write_atomically(folder: Path, writers: dict) -> list[Path]:
         if not done:
             for tmp, _ in temporary:
                 tmp.unlink(missing_ok=True)
-            for path in reversed(created):
-                try:
-                    path.rmdir()
-                except OSError:
-                    break
+            remove_folders(created)
 
 
 def backtest(

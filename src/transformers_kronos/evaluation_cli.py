@@ -26,12 +26,12 @@ from .cli import (
     CliError,
     int_at_least,
     load_forecaster,
-    one_line,
     positive_float,
     quantile_list,
     read_kline_csv,
 )
 from .evaluation import METRICS, TIMESTAMP_COLUMN, backtest
+from .io_utils import one_line
 
 PROG = "kronos-evaluate"
 OUTPUT_FILES = ("forecasts.csv", "metrics.csv", "ic.csv", "paths.npz", "report.png")
