@@ -422,3 +422,59 @@ def test_module_entry_point_runs_evaluate(small_csv, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "DEMO model" in done.stderr and "kronos" in done.stdout
     assert {"forecasts.csv", "metrics.csv", "report.png"} <= set(os.listdir(out))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fine-tuning: --eval_backtest
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _finetune_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "finetune_kronos.py"
+    spec = importlib.util.spec_from_file_location("finetune_kronos", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_finetuning_reports_the_backtest_before_and_after(tmp_path):
+    from transformers_kronos.demo import demo_path
+    from transformers_kronos.synthetic import generate_klines
+
+    data = tmp_path / "train.csv"
+    generate_klines(240, start="2024-01-02 09:30", seed=1).to_csv(data, index=False)
+    out = tmp_path / "out"
+    status = _finetune_script().main([
+        "--model_name_or_path", str(demo_path("predictor")), "--tokenizer_name_or_path", str(demo_path("tokenizer")),
+        "--train_file", str(data), "--validation_split_percentage", "25", "--lookback", "24", "--pred_window", "4",
+        "--output_dir", str(out), "--max_steps", "3", "--learning_rate", "1e-3", "--per_device_train_batch_size", "4",
+        "--use_cpu", "--report_to", "none", "--disable_tqdm", "true",
+        "--eval_backtest", "--eval_backtest_windows", "3", "--eval_backtest_samples", "4",
+    ])
+    assert status == 0
+    table = pd.read_csv(out / "eval_backtest.csv")
+    assert list(table["stage"]) == ["before", "after", "baseline", "baseline", "baseline"]
+    assert list(table["model"]) == ["kronos", "kronos", *BASELINES]
+    assert (table["n"] == 3 * 4).all()
+    # training moved the weights, so the forecasts moved
+    assert table.loc[0, "mae"] != table.loc[1, "mae"]
+
+
+def test_finetuning_backtest_needs_a_validation_split(tmp_path, capsys):
+    from transformers_kronos.demo import demo_path
+    from transformers_kronos.synthetic import generate_klines
+
+    data = tmp_path / "train.csv"
+    generate_klines(120, seed=1).to_csv(data, index=False)
+    status = _finetune_script().main([
+        "--model_name_or_path", str(demo_path("predictor")), "--tokenizer_name_or_path", str(demo_path("tokenizer")),
+        "--train_file", str(data), "--lookback", "24", "--pred_window", "4", "--output_dir", str(tmp_path / "out"),
+        "--use_cpu", "--report_to", "none", "--eval_backtest",
+    ])
+    assert status == 1
+    assert "--eval_backtest needs a validation split" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
