@@ -24,6 +24,7 @@ from transformers_kronos.evaluation import (
     baseline_forecasts,
     compute_metrics,
     ensemble_crps,
+    newey_west_t,
     normal_crps,
     origin_positions,
     t_statistic,
@@ -206,9 +207,13 @@ def test_baseline_metrics_by_hand():
     assert mean["direction_accuracy"] == pytest.approx(2 / 5)
 
 
-def test_t_statistic_by_hand():
+def test_t_statistics_by_hand():
     assert t_statistic([1.0, 2.0, 3.0]) == pytest.approx(2 / (1 / np.sqrt(3)))
     assert np.isnan(t_statistic([1.0]))
+    # 1, 2, 3, 6: mean 3, deviations -2, -1, 0, 3; variance 14/4; lag-1 autocovariance 2/4, Bartlett weight 1/2
+    assert newey_west_t([1.0, 2.0, 3.0, 6.0], lags=1) == pytest.approx(3 / np.sqrt((3.5 + 2 * 0.5 * 0.5) / 4))
+    assert newey_west_t([1.0, 2.0, 3.0, 6.0], lags=0) == pytest.approx(3 / np.sqrt(3.5 / 4))
+    assert np.isnan(newey_west_t([1.0], lags=3))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -266,7 +271,10 @@ def test_cli_on_real_daily_data_recomputes_exactly(forecaster, daily, tmp_path, 
     status = main(["--data", str(data), "--id-column", "symbol", "--lookback", "48", "--pred-len", "4",
                    "--windows", "3", "--samples", "6", "--output-dir", str(out)])
     assert status == 0, capsys.readouterr().err
-    assert {"forecasts.csv", "metrics.csv", "report.png"} <= set(os.listdir(out))
+    assert {"forecasts.csv", "metrics.csv", "report.png", "report.html"} <= set(os.listdir(out))
+    assert "<img src='report.png'" in (out / "report.html").read_text()
+    assert list(pd.read_csv(out / "ic.csv").columns) == ["model", "target", "groups", "ic", "ic_t", "ic_t_nw",
+                                                        "rank_ic", "rank_ic_t", "rank_ic_t_nw"]
     forecasts = pd.read_csv(out / "forecasts.csv", parse_dates=["origin", "timestamps"])
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics.columns) == ["model", "target", *METRICS]
@@ -286,7 +294,8 @@ def test_cli_on_real_daily_data_recomputes_exactly(forecaster, daily, tmp_path, 
     expected = _recompute(forecasts, paths, daily, lookback=48)
     for row in metrics.itertuples(index=False):
         for name in METRICS:
-            np.testing.assert_allclose(getattr(row, name), expected[row.model][name], rtol=1e-9, equal_nan=True,
+            # measured: at most 4.2e-16 relative (summation order); the files hold every digit
+            np.testing.assert_allclose(getattr(row, name), expected[row.model][name], rtol=1e-14, equal_nan=True,
                                        err_msg=f"{row.model} {name}")
     # the three series share their trading days, so every (origin, step) is a cross-section of 3
     assert np.isfinite(metrics.set_index("model").loc["kronos", "ic"])
@@ -302,6 +311,7 @@ def test_prices_after_an_origin_do_not_move_its_forecast(forecaster):
     data = _sp500_slice()
     kwargs = dict(lookback=40, pred_len=5, windows=3, samples=4, plot=False, verbose=False)
     before = backtest(forecaster, data, **kwargs)
+    assert set(before.forecasts["series_id"]) == {"series"}
     origins = sorted(before.forecasts["origin"].unique())
     changed = data.copy()
     after_origin = changed["timestamps"] > origins[1]
@@ -478,3 +488,21 @@ def test_finetuning_backtest_needs_a_validation_split(tmp_path, capsys):
     assert status == 1
     assert "--eval_backtest needs a validation split" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_single_series_csv_is_named_after_the_file(tmp_path, capsys):
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parent.parent / "examples" / "data" / "sample_kline.csv"
+    out = tmp_path / "out"
+    status = main(["--data", str(sample), "--lookback", "64", "--pred-len", "6", "--windows", "2", "--stride", "3",
+                   "--samples", "2", "--target", "close,volume", "--output-dir", str(out)])
+    assert status == 0, capsys.readouterr().err
+    forecasts = pd.read_csv(out / "forecasts.csv", parse_dates=["origin", "timestamps"])
+    assert set(forecasts["series_id"]) == {"sample_kline"} and len(forecasts) == 2 * 6
+    raw = pd.read_csv(sample, parse_dates=["timestamps"])
+    # stride 3 < pred-len 6: the two windows overlap, the last ends at the file's last candle
+    assert forecasts["origin"].drop_duplicates().tolist() == raw["timestamps"].iloc[[-10, -7]].tolist()
+    merged = forecasts.merge(raw, on="timestamps", suffixes=("", "_raw"))
+    np.testing.assert_array_equal(merged["volume_actual"], merged["volume_raw"])
+    assert list(pd.read_csv(out / "metrics.csv")["target"]) == ["close"] * 4 + ["volume"] * 4

@@ -52,6 +52,8 @@ COVERAGE_LEVELS = (0.1, 0.9)
 # with `batch_size=None`, windows handed to the forecaster per call (the progress bar moves once per call)
 WINDOWS_PER_CALL = 64
 DEFAULT_ID_COLUMN = "series_id"
+# the id of a single series given without an id column
+DEFAULT_SERIES_NAME = "series"
 TIMESTAMP_COLUMN = "timestamps"
 
 
@@ -108,7 +110,7 @@ class _Window:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def split_series(data, id_column=None, timestamp_column=TIMESTAMP_COLUMN) -> dict:
+def split_series(data, id_column=None, timestamp_column=TIMESTAMP_COLUMN, series_name=DEFAULT_SERIES_NAME) -> dict:
     """
     The series of `data`, each a frame with a `timestamps` column and the numeric K-line columns it has.
 
@@ -116,6 +118,7 @@ def split_series(data, id_column=None, timestamp_column=TIMESTAMP_COLUMN) -> dic
         data: a `pandas.DataFrame` holding one series, or many in long format with `id_column` naming the series of
             each row; or a mapping from series id to frame. Timestamps come from `timestamp_column` or a
             `DatetimeIndex`.
+        series_name: The id of a frame that holds one series (no `id_column`).
 
     Raises:
         `ValueError` naming the series and the problem (missing columns or timestamps, unordered timestamps).
@@ -126,7 +129,7 @@ def split_series(data, id_column=None, timestamp_column=TIMESTAMP_COLUMN) -> dic
         items = list(data.items())
     elif isinstance(data, pd.DataFrame):
         if id_column is None:
-            items = [(None, data)]
+            items = [(series_name, data)]
         elif id_column not in data.columns:
             raise ValueError(f"the data has no id column {id_column!r} (columns: {', '.join(map(str, data.columns))})")
         else:
@@ -135,11 +138,11 @@ def split_series(data, id_column=None, timestamp_column=TIMESTAMP_COLUMN) -> dic
         raise TypeError(f"`data` must be a pandas DataFrame or a mapping of them, got {type(data).__name__}")
     if not items:
         raise ValueError("the data holds no series")
-    return {key: _series_frame(frame, timestamp_column, key) for key, frame in items}
+    single = isinstance(data, pd.DataFrame) and id_column is None
+    return {key: _series_frame(frame, timestamp_column, "" if single else f"series {key!r}: ") for key, frame in items}
 
 
-def _series_frame(frame, timestamp_column, key):
-    where = "" if key is None else f"series {key!r}: "
+def _series_frame(frame, timestamp_column, where):
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{where}expected a pandas DataFrame, got {type(frame).__name__}")
     if timestamp_column in frame.columns:
@@ -201,7 +204,7 @@ def _plan_windows(series, lookback, pred_len, windows, stride):
         try:
             positions = origin_positions(len(frame), lookback, pred_len, windows, stride)
         except ValueError as err:
-            where = "the series" if key is None else f"series {key!r}"
+            where = "the series" if len(series) == 1 else f"series {key!r}"
             raise ValueError(f"{where} is too short: {err}") from None
         for p in positions:
             context = frame.iloc[p - lookback + 1 : p + 1].reset_index(drop=True)
@@ -375,6 +378,24 @@ def t_statistic(values) -> float:
     return float(values.mean() / (values.std(ddof=1) / np.sqrt(len(values))))
 
 
+def newey_west_t(values, lags: int) -> float:
+    """
+    The t-statistic of the mean of `values` (a time series) with a Newey-West standard error: autocovariances up
+    to `lags` weighted by the Bartlett kernel `1 - k / (lags + 1)`. NaN for fewer than 2 values.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    e = x - x.mean()
+    variance = e @ e / n
+    for k in range(1, min(int(lags), n - 1) + 1):
+        variance += 2 * (1 - k / (lags + 1)) * (e[k:] @ e[:-k]) / n
+    if not variance > 0:
+        return float("nan")
+    return float(x.mean() / np.sqrt(variance / n))
+
+
 def _model_columns(target, model):
     """(forecast column, quantile-or-std source) of a model in the forecasts table."""
     if model == MODEL:
@@ -411,7 +432,7 @@ def _direction_accuracy(forecast, actual, last, model):
     return float(np.mean(np.sign(forecast[moved] - last[moved]) == np.sign(actual[moved] - last[moved])))
 
 
-def compute_metrics(forecasts, paths, scales, targets, id_column, models=(MODEL, *BASELINES)):
+def compute_metrics(forecasts, paths, scales, targets, id_column, models=(MODEL, *BASELINES), hac_lags=None):
     """
     The metrics table, one row per (model, target), from the forecasts table.
 
@@ -420,20 +441,26 @@ def compute_metrics(forecasts, paths, scales, targets, id_column, models=(MODEL,
         paths (`dict`): Target → Kronos sample paths `(len(forecasts), samples)`, row for row.
         scales (`dict`): Target → MASE scale of each row's window, `(len(forecasts),)` (see [`mase_scale`]).
         targets, id_column: As in [`backtest`].
+        hac_lags (`int`, *optional*): Lags of the Newey-West t-statistics of IC and RankIC, over the groups in
+            (origin, step) order (default `pred_len - 1`, the steps of one origin; [`backtest`] passes
+            `pred_len * ceil(pred_len / stride) - 1`, which also spans the origins whose windows overlap).
 
     Returns:
         `(metrics, ic)`: the metrics (columns `model, target` and [`METRICS`]; `coverage_80` is NaN without the
         0.1 and 0.9 quantiles) and, per (model, target), the number of IC groups and the t-statistics of IC and
-        RankIC (columns `model, target, groups, ic, ic_t, rank_ic, rank_ic_t`).
+        RankIC, plain and Newey-West (columns `model, target, groups, ic, ic_t, ic_t_nw, rank_ic, rank_ic_t,
+        rank_ic_t_nw`).
     """
+    lags = int(forecasts["step"].max()) - 1 if hac_lags is None else int(hac_lags)
     rows, ic_rows = [], []
     for target in targets:
         for model in models:
             row, ic = _metrics_row(forecasts, paths.get(target), scales[target], target, model, id_column)
             rows.append(row)
-            ic_rows.append({"model": model, "target": target, "groups": len(ic), "ic": row["ic"],
-                            "ic_t": t_statistic(ic["ic"]), "rank_ic": row["rank_ic"],
-                            "rank_ic_t": t_statistic(ic["rank_ic"])})
+            ic_rows.append({"model": model, "target": target, "groups": len(ic),
+                            "ic": row["ic"], "ic_t": t_statistic(ic["ic"]), "ic_t_nw": newey_west_t(ic["ic"], lags),
+                            "rank_ic": row["rank_ic"], "rank_ic_t": t_statistic(ic["rank_ic"]),
+                            "rank_ic_t_nw": newey_west_t(ic["rank_ic"], lags)})
     return pd.DataFrame(rows), pd.DataFrame(ic_rows)
 
 
@@ -507,7 +534,8 @@ class BacktestResult:
 
     def save(self, output_dir) -> list[Path]:
         """
-        Write `forecasts.csv`, `metrics.csv`, `paths.npz`, `ic.csv` and, with a figure, `report.png` into
+        Write `forecasts.csv`, `metrics.csv`, `paths.npz`, `ic.csv` and, with a figure, `report.png` and
+        `report.html` into
         `output_dir` (made if missing). Every file is written to a temporary name first and renamed only when all
         are written: a failure leaves no file, and no folder it made. Floats are written with every digit, so the
         metrics can be recomputed from the files exactly.
@@ -521,7 +549,19 @@ class BacktestResult:
         }
         if self.figure is not None:
             writers["report.png"] = lambda p: self.figure.savefig(p, dpi=110, format="png")
+            writers["report.html"] = lambda p: p.write_text(self.html(), encoding="utf-8")
         return write_atomically(output_dir, writers)
+
+    def html(self) -> str:
+        """A small HTML page: the metrics and IC tables, and `report.png` beside it."""
+        metrics = self.metrics.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="NaN")
+        ic = self.ic.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="NaN")
+        return (
+            "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Kronos backtest</title></head><body>\n"
+            "<h1>Kronos backtest</h1>\n<p>Definitions: docs/evaluation.md. Skill = 1 - model / naive.</p>\n"
+            f"<h2>Metrics</h2>\n{metrics}\n<h2>IC and RankIC: groups and t-statistics</h2>\n{ic}\n"
+            "<h2>Report</h2>\n<img src='report.png' alt='backtest report' style='max-width:100%'>\n</body></html>\n"
+        )
 
 
 def _save_paths(path, paths):
@@ -568,6 +608,7 @@ def backtest(
     targets=("close",),
     id_column: str | None = None,
     timestamp_column: str = TIMESTAMP_COLUMN,
+    series_name: str = DEFAULT_SERIES_NAME,
     seed: int = 0,
     batch_size: int | None = None,
     metrics=None,
@@ -585,6 +626,7 @@ def backtest(
     Args:
         forecaster ([`KronosForecaster`]): The model to score.
         data: One series, or many (long format with `id_column`, or a mapping id → frame); see [`split_series`].
+        series_name (`str`): The id of a single series (the value of the `series_id` column).
         lookback (`int`): Candles of history per window, up to and including its origin.
         pred_len (`int`): Candles forecast per window.
         windows (`int`): Origins per series, the last ones, counted back from its end.
@@ -611,7 +653,7 @@ def backtest(
     windows = _check_count("windows", windows)
     stride = pred_len if stride is None else _check_count("stride", stride)
     samples = _check_count("samples", samples)
-    series = split_series(data, id_column, timestamp_column)
+    series = split_series(data, id_column, timestamp_column, series_name)
     targets, quantiles, metrics = _check_options(series, targets, quantiles, metrics)
     planned = _plan_windows(series, lookback, pred_len, windows, stride)
     id_name = id_column or DEFAULT_ID_COLUMN
@@ -621,7 +663,8 @@ def backtest(
     forecasts = _forecasts_table(planned, paths, targets, quantiles, id_name)
     row_paths = {t: _rows(paths[..., FEATURE_COLUMNS.index(t)]) for t in targets}
     scales = {t: np.repeat([mase_scale(w.context[t].to_numpy()) for w in planned], pred_len) for t in targets}
-    table, ic = compute_metrics(forecasts, row_paths, scales, targets, id_name)
+    hac_lags = pred_len * -(-pred_len // stride) - 1
+    table, ic = compute_metrics(forecasts, row_paths, scales, targets, id_name, hac_lags=hac_lags)
     table = table[["model", "target", *metrics]]
     histories = {}
     for w in planned:
@@ -649,6 +692,7 @@ __all__ = [
     "ensemble_crps",
     "information_coefficients",
     "mase_scale",
+    "newey_west_t",
     "normal_crps",
     "origin_positions",
     "split_series",

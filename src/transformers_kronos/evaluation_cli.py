@@ -7,7 +7,8 @@
 
 It reads what `kronos-forecast` reads (one series, or a long-format CSV/Parquet file with `--id-column`), runs
 [`transformers_kronos.evaluation.backtest`] and writes `DIR/forecasts.csv`, `DIR/metrics.csv`, `DIR/report.png`,
-and beside them `DIR/ic.csv` (IC groups and t-statistics) and `DIR/paths.npz` (the sample paths, for the CRPS).
+and beside them `DIR/report.html`, `DIR/ic.csv` (IC groups and t-statistics) and `DIR/paths.npz` (the sample
+paths, for the CRPS).
 docs/evaluation.md defines every number.
 
 Any problem with the input ends the command with one line on stderr and exit status 2 (1 for unexpected failures),
@@ -34,7 +35,7 @@ from .evaluation import METRICS, TIMESTAMP_COLUMN, backtest
 from .io_utils import one_line
 
 PROG = "kronos-evaluate"
-OUTPUT_FILES = ("forecasts.csv", "metrics.csv", "ic.csv", "paths.npz", "report.png")
+OUTPUT_FILES = ("forecasts.csv", "metrics.csv", "ic.csv", "paths.npz", "report.png", "report.html")
 
 
 def _name_list(text):
@@ -154,7 +155,8 @@ def _backtest(forecaster, data, args, is_demo, stderr):
             result = backtest(
                 forecaster, data, lookback=args.lookback, pred_len=args.pred_len, windows=args.windows,
                 stride=args.stride, samples=args.samples, quantiles=args.quantiles, targets=args.target,
-                id_column=args.id_column, seed=args.seed, batch_size=args.batch_size, metrics=args.metrics,
+                id_column=args.id_column, series_name=Path(args.data).stem, seed=args.seed,
+                batch_size=args.batch_size, metrics=args.metrics,
                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, sliding=args.sliding,
                 title=title, verbose=True,
             )

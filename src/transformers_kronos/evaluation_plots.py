@@ -134,7 +134,7 @@ def _pit_histogram(ax, result, target):
 
 def _example_window(ax, result, target, series_id):
     frame = result.forecasts
-    rows = frame[frame[result.id_column] == series_id] if series_id is not None else frame
+    rows = frame[frame[result.id_column] == series_id]
     last_origin = rows["origin"].max()
     window = rows[rows["origin"] == last_origin]
     history = result.histories[series_id].iloc[-HISTORY_SHOWN * len(window):]
@@ -149,7 +149,6 @@ def _example_window(ax, result, target, series_id):
     ax.plot(x_future, window[target], color=FORECAST_COLOR, linewidth=1.5, label="forecast (mean)")
     ax.plot(x_future, window[f"{target}_actual"], color="#c0392b", linewidth=1.2, label="actual")
     ax.axvline(len(history) - 0.5, color="black", linewidth=0.6, linestyle=":")
-    name = "the series" if series_id is None else str(series_id)
-    ax.set_title(f"{name}: the last window (origin {pd.Timestamp(last_origin)})")
+    ax.set_title(f"{series_id}: the last window (origin {pd.Timestamp(last_origin)})")
     ax.set_ylabel(target)
     ax.legend(fontsize=8)
