@@ -16,6 +16,8 @@ from .plotting import FORECAST_COLOR, SAMPLE_COLOR, require_matplotlib
 
 MODEL_COLORS = {MODEL: FORECAST_COLOR, "naive": "#555555", "drift": "#d98c1f", "mean": "#8c5fbf"}
 SKILL_METRICS = ("mae", "rmse", "mase", "crps")
+# example panels drawn at most (one per series, the first ones in id order): a universe would make a poster
+MAX_EXAMPLES = 24
 # candles of history drawn before an example window's forecast, as a multiple of the forecast's length
 HISTORY_SHOWN = 3
 
@@ -24,15 +26,15 @@ def plot_backtest(result, title=None):
     """
     The report of a [`BacktestResult`] (its first target): the metrics table; skill scores `1 - model / naive`;
     mean absolute error by horizon step; calibration (share of actuals below each quantile, against its level) and
-    the PIT histogram; then one example window per series (its last), with history, sample paths, the 80% band and
-    what happened.
+    the PIT histogram; then one example window per series (its last; the first [`MAX_EXAMPLES`] series), with
+    history, sample paths, the 80% band and what happened.
 
     Returns:
         `matplotlib.figure.Figure`.
     """
     Figure, FigureCanvasAgg = require_matplotlib()
     target = result.targets[0]
-    examples = list(result.histories)
+    examples = list(result.histories)[:MAX_EXAMPLES]
     example_rows = math.ceil(len(examples) / 2)
     fig = Figure(figsize=(14, 2.4 + 4.2 * (2 + example_rows)), layout="constrained")
     FigureCanvasAgg(fig)
