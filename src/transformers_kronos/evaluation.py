@@ -218,6 +218,17 @@ def _plan_windows(series, lookback, pred_len, windows, stride):
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def sampling_device(forecaster) -> torch.device:
+    """
+    Where `forecaster` samples tokens, so where its generators must live: its device, or for a model dispatched
+    over devices that of its last parameters (the output heads).
+    """
+    if getattr(forecaster.model, "hf_device_map", None):
+        device = list(forecaster.model.parameters())[-1].device
+        return torch.device("cpu") if device.type == "meta" else device
+    return torch.device(forecaster.device)
+
+
 def _forecast_paths(forecaster, windows, pred_len, samples, seed, batch_size, sampling, verbose):
     """
     Sample paths of every window, `(len(windows), samples, pred_len, 6)` float32 in the data's units. Windows go
@@ -230,11 +241,14 @@ def _forecast_paths(forecaster, windows, pred_len, samples, seed, batch_size, sa
             futures.append(infer_future_timestamps(w.context[TIMESTAMP_COLUMN], pred_len))
         except ValueError as err:
             raise ValueError(f"series {w.series_id!r}, origin {w.origin}: {err}") from None
+    device = sampling_device(forecaster)
     out = np.empty((len(windows), samples, pred_len, len(FEATURE_COLUMNS)), dtype=np.float32)
     with tqdm(total=len(windows), desc="Backtest", unit="window", disable=not verbose) as bar:
         for start in range(0, len(windows), per_call):
             chunk = windows[start : start + per_call]
-            generators = [torch.Generator().manual_seed(window_seed(seed, w.series_id, w.origin)) for w in chunk]
+            generators = [
+                torch.Generator(device).manual_seed(window_seed(seed, w.series_id, w.origin)) for w in chunk
+            ]
             _, paths = forecaster.predict_batch(
                 [w.context.drop(columns=TIMESTAMP_COLUMN) for w in chunk],
                 [w.context[TIMESTAMP_COLUMN] for w in chunk],
