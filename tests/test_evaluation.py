@@ -375,7 +375,7 @@ def small_csv(tmp_path_factory, daily):
         (["--target", "close,spread"], "unknown target 'spread'"),
         (["--quantiles", "0.05,0.5,0.95"], "coverage_80 needs the quantile levels 0.1 and 0.9"),
         (["--metrics", "mae,sharpe"], "unknown metric(s) ['sharpe']"),
-        (["--id-column", "ticker"], "no id column 'ticker'"),
+        (["--id-column", "ticker"], "--id-column 'ticker' is not a column"),
         (["--lookback", "2"], "--lookback: must be at least 3"),
     ],
 )
@@ -506,3 +506,27 @@ def test_single_series_csv_is_named_after_the_file(tmp_path, capsys):
     merged = forecasts.merge(raw, on="timestamps", suffixes=("", "_raw"))
     np.testing.assert_array_equal(merged["volume_actual"], merged["volume_raw"])
     assert list(pd.read_csv(out / "metrics.csv")["target"]) == ["close"] * 4 + ["volume"] * 4
+
+
+def test_reads_what_kronos_forecast_reads(small_csv, tmp_path, capsys):
+    """A folder of per-series files works; what kronos-forecast refuses (a bad candle, a missing price) is refused."""
+    raw = pd.read_csv(small_csv)
+    folder = tmp_path / "universe"
+    folder.mkdir()
+    for symbol, frame in raw.groupby("symbol"):
+        frame.drop(columns="symbol").to_csv(folder / f"{symbol}.csv", index=False)
+    out = tmp_path / "out"
+    argv = ["--lookback", "30", "--pred-len", "3", "--windows", "1", "--samples", "2"]
+    assert main(argv + ["--data", str(folder), "--output-dir", str(out)]) == 0, capsys.readouterr().err
+    assert set(pd.read_csv(out / "forecasts.csv")["series_id"]) == {"GOOG", "SPX"}
+    capsys.readouterr()
+
+    for edit, message in ((("high", 0.0), "has a high below its open or close"), (("close", np.nan), "is missing")):
+        broken = raw.copy()
+        broken.loc[broken.index[-3], edit[0]] = edit[1]  # a row of the last series in the file, GOOG
+        path = tmp_path / "broken.csv"
+        broken.to_csv(path, index=False)
+        status = main(argv + ["--data", str(path), "--id-column", "symbol", "--output-dir", str(tmp_path / "no")])
+        err = capsys.readouterr().err
+        assert status == 2 and err.count("\n") == 1 and "series 'GOOG'" in err and message in err, err
+    assert not (tmp_path / "no").exists()

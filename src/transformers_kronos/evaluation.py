@@ -116,16 +116,14 @@ def split_series(data, id_column=None, timestamp_column=TIMESTAMP_COLUMN, series
 
     Args:
         data: a `pandas.DataFrame` holding one series, or many in long format with `id_column` naming the series of
-            each row; or a mapping from series id to frame. Timestamps come from `timestamp_column` or a
-            `DatetimeIndex`.
+            each row; or a mapping from series id to frame (`id_column` then only names the forecasts' id column).
+            Timestamps come from `timestamp_column` or a `DatetimeIndex`.
         series_name: The id of a frame that holds one series (no `id_column`).
 
     Raises:
         `ValueError` naming the series and the problem (missing columns or timestamps, unordered timestamps).
     """
     if isinstance(data, Mapping):
-        if id_column is not None:
-            raise ValueError("`id_column` applies to a long-format frame, not to a mapping of series")
         items = list(data.items())
     elif isinstance(data, pd.DataFrame):
         if id_column is None:

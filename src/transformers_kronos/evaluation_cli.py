@@ -5,7 +5,8 @@
                     --windows W [--stride S] [--samples K] [--quantiles 0.1,0.5,0.9] [--target close[,volume]]
                     [--seed 0] [--batch-size B] --output-dir DIR
 
-It reads what `kronos-forecast` reads (one series, or a long-format CSV/Parquet file with `--id-column`), runs
+It reads what `kronos-forecast` reads, through the same reader (one series, a long-format CSV/Parquet file with
+`--id-column`, or a folder of files, one series each), runs
 [`transformers_kronos.evaluation.backtest`] and writes `DIR/forecasts.csv`, `DIR/metrics.csv`, `DIR/report.png`,
 and beside them `DIR/report.html`, `DIR/ic.csv` (IC groups and t-statistics) and `DIR/paths.npz` (the sample
 paths, for the CRPS).
@@ -22,14 +23,14 @@ from pathlib import Path
 
 from .cli import (
     DEMO_NOTICE,
-    TIMESTAMP_ALIASES,
     CliArgumentParser,
     CliError,
+    column_map,
     int_at_least,
     load_forecaster,
     positive_float,
     quantile_list,
-    read_kline_csv,
+    read_source,
 )
 from .evaluation import METRICS, TIMESTAMP_COLUMN, backtest
 from .io_utils import one_line
@@ -47,9 +48,14 @@ def _name_list(text):
 
 def build_parser():
     parser = CliArgumentParser(prog=PROG, description="Backtest Kronos forecasts against naive baselines.")
-    parser.add_argument("--data", required=True, metavar="FILE",
-                        help="K-lines (CSV or Parquet): timestamps, open, high, low, close[, volume, amount]")
+    parser.add_argument("--data", required=True, metavar="FILE_OR_DIR",
+                        help="K-lines as kronos-forecast reads them: a CSV or Parquet file (one series, or many with "
+                             "--id-column), or a folder of them (one series per file)")
     parser.add_argument("--id-column", metavar="C", help="column naming each row's series (long format)")
+    parser.add_argument("--timestamp-column", metavar="NAME", default=None,
+                        help="the time column, when the guess is wrong or ambiguous")
+    parser.add_argument("--columns", type=column_map, default=None, metavar="FIELD=NAME,...",
+                        help="take fields from given columns, e.g. close=Last,volume=Qty")
     parser.add_argument("--model", metavar="ID_OR_PATH", help="predictor checkpoint; default: the bundled demo")
     parser.add_argument("--tokenizer", metavar="ID_OR_PATH", help="tokenizer checkpoint matching --model")
     parser.add_argument("--lookback", type=int_at_least(3, "--lookback"), required=True, metavar="N",
@@ -82,25 +88,30 @@ def build_parser():
     return parser
 
 
-def read_data(path, id_column=None):
+def read_data(args, stderr):
     """
-    The K-lines of `path` as a frame with a `timestamps` column (and `id_column`), or `CliError`. One series in a
-    CSV goes through `kronos-forecast`'s own reader, so it is checked exactly as `kronos-forecast` checks it.
+    The series of `--data`, read exactly as `kronos-forecast` reads its input ([`read_klines`], then
+    [`check_series`] for every series): `(mapping id → frame with a timestamps column, id column name)`.
+    `CliError` naming the source (and the series) on any problem.
     """
-    from .data import load_kline_table
+    from .reading import DEFAULT_ID_COLUMN, KlineReadError, check_series
 
-    if id_column is None and Path(path).suffix.lower() == ".csv":
-        frame, stamps = read_kline_csv(path)
-        return frame.assign(**{TIMESTAMP_COLUMN: stamps.to_numpy()})
-    try:
-        frame = load_kline_table(path)
-    except (OSError, ValueError) as err:
-        raise CliError(f"{path}: {one_line(err)}") from None
-    frame.columns = [c if c == id_column else str(c).strip().lower() for c in frame.columns]
-    time_column = next((c for c in TIMESTAMP_ALIASES if c in frame.columns), None)
-    if time_column is None:
-        raise CliError(f"{path}: no timestamp column (one of {', '.join(TIMESTAMP_ALIASES)})")
-    return frame.rename(columns={time_column: TIMESTAMP_COLUMN})
+    klines = read_source(args, stderr, prog=PROG)
+    folder = Path(args.data).expanduser().is_dir()
+    id_column = args.id_column or (DEFAULT_ID_COLUMN if folder else None)
+    if id_column is None:
+        groups = [(Path(args.data).stem, klines)]
+    else:
+        groups = list(klines.groupby(id_column, sort=True))
+    series = {}
+    for key, frame in groups:
+        try:
+            values, stamps = check_series(frame)
+        except KlineReadError as err:
+            where = "" if id_column is None else f"series {key!r}: "
+            raise CliError(f"{args.data}: {where}{one_line(err)}") from None
+        series[key] = values.assign(**{TIMESTAMP_COLUMN: stamps.to_numpy()})
+    return series, id_column or DEFAULT_ID_COLUMN
 
 
 def check_output_dir(output_dir, data_path):
@@ -124,9 +135,9 @@ def run(args, stdout=None, stderr=None):
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     folder = check_output_dir(args.output_dir, args.data)
-    data = read_data(args.data, args.id_column)
+    data, id_column = read_data(args, stderr)
     forecaster, is_demo = _load(args)
-    result = _backtest(forecaster, data, args, is_demo, stderr)
+    result = _backtest(forecaster, data, id_column, args, is_demo, stderr)
     if is_demo:  # after the input checks, so that bad input gets one line
         print(DEMO_NOTICE, file=stderr)
     try:
@@ -146,7 +157,7 @@ def _load(args):
         raise CliError(one_line(err)) from None
 
 
-def _backtest(forecaster, data, args, is_demo, stderr):
+def _backtest(forecaster, data, id_column, args, is_demo, stderr):
     title = f"{Path(args.data).name}: {args.windows} windows of {args.pred_len} candles per series" + (
         " (DEMO model trained on synthetic data, not a pretrained Kronos)" if is_demo else "")
     try:
@@ -155,7 +166,7 @@ def _backtest(forecaster, data, args, is_demo, stderr):
             result = backtest(
                 forecaster, data, lookback=args.lookback, pred_len=args.pred_len, windows=args.windows,
                 stride=args.stride, samples=args.samples, quantiles=args.quantiles, targets=args.target,
-                id_column=args.id_column, series_name=Path(args.data).stem, seed=args.seed,
+                id_column=id_column, seed=args.seed,
                 batch_size=args.batch_size, metrics=args.metrics,
                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, sliding=args.sliding,
                 title=title, verbose=True,
