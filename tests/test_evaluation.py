@@ -520,6 +520,8 @@ def test_reads_what_kronos_forecast_reads(small_csv, tmp_path, capsys):
     assert main(argv + ["--data", str(folder), "--output-dir", str(out)]) == 0, capsys.readouterr().err
     assert set(pd.read_csv(out / "forecasts.csv")["series_id"]) == {"GOOG", "SPX"}
     capsys.readouterr()
+    assert main(argv + ["--data", str(folder), "--output-dir", str(folder / "out")]) == 2
+    assert "inside the input folder" in capsys.readouterr().err and not (folder / "out").exists()
 
     for edit, message in ((("high", 0.0), "has a high below its open or close"), (("close", np.nan), "is missing")):
         broken = raw.copy()

@@ -127,6 +127,9 @@ def check_output_dir(output_dir, data_path):
     data = Path(os.path.realpath(Path(data_path).expanduser()))
     if data.parent == folder and data.name in OUTPUT_FILES:
         raise CliError(f"--output-dir {output_dir} would overwrite the input {data_path}")
+    if data.is_dir() and (folder == data or data in folder.parents):
+        raise CliError(f"--output-dir {output_dir} is inside the input folder {data_path}: its CSV files would be read "
+                       "as series next time")
     return folder
 
 
