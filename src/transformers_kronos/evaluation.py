@@ -648,7 +648,9 @@ def backtest(
         targets: Columns scored (`close`, and any of the others the data has).
         seed (`int`): Each window's paths come from a generator seeded with [`window_seed`]`(seed, id, origin)`.
         batch_size (`int`, *optional*): Decode at most this many sample paths together (bounds memory); windows of
-            every series are batched together, `batch_size // samples` per forecaster call.
+            every series are batched together, `batch_size // samples` per forecaster call. The paths do not depend
+            on it while it is at least `samples`; below, a window's paths are spread over passes and drawn
+            differently (still reproducibly).
         metrics: The metrics to report (default: all of [`METRICS`]).
         temperature, top_k, top_p, sliding: Sampling, as in [`KronosForecaster.predict`].
         plot (`bool`): Draw the report figure (needs matplotlib).
