@@ -17,19 +17,27 @@ local or on the Hub; without `--model_name_or_path` a new predictor is built fro
 Any `TrainingArguments` flag works (`--per_device_train_batch_size`, `--gradient_accumulation_steps`, `--bf16`,
 `--gradient_checkpointing`, `--eval_strategy steps`, `--resume_from_checkpoint`, ...), and so do `torchrun` and
 `accelerate launch` (see docs/finetuning.md).
+
+With `--eval_backtest`, the validation split is also backtested (transformers_kronos.evaluation, docs/evaluation.md)
+before and after training: MAE, MASE, CRPS, coverage, direction accuracy and IC of the forecasts against the naive
+baselines, logged side by side and written to `eval_backtest.csv` in the output directory, so you can see whether
+fine-tuning helped the forecasts and not only the loss.
 """
 
+import copy
 import json
 import logging
 import os
 import sys
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 import transformers
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerModel, config_from_upstream
-from transformers_kronos.data import KronosWindowDataset
+from transformers_kronos.data import KronosWindowDataset, load_kline_table
 from transformers_kronos.training import KronosTrainer, check_tokenizer_compatible
 
 logger = logging.getLogger("finetune_kronos")
@@ -75,6 +83,17 @@ class DataArguments:
     series_column: str | None = field(default=None, metadata={"help": "Column of series ids (many instruments)."})
     clip: float = field(default=5.0, metadata={"help": "Normalised values are clipped to [-clip, clip]."})
     window_stride: int = field(default=1, metadata={"help": "Distance between consecutive window starts."})
+
+
+@dataclass
+class BacktestArguments:
+    eval_backtest: bool = field(
+        default=False,
+        metadata={"help": "Backtest the validation split before and after training (docs/evaluation.md): the last "
+                  "--eval_backtest_windows windows of --lookback/--pred_window per series, against naive baselines."},
+    )
+    eval_backtest_windows: int = field(default=8, metadata={"help": "Backtest origins per validation series."})
+    eval_backtest_samples: int = field(default=10, metadata={"help": "Sample paths per backtest window."})
 
 
 def parse_overrides(text):
@@ -159,6 +178,43 @@ def prepare(model_args, data_args):
     return model, tokenizer, train, validation
 
 
+def validation_frame(data_args):
+    """
+    The validation split as a K-line table: `--validation_file`, or the last `--validation_split_percentage` of
+    each series of `--train_file`, cut where [`transformers_kronos.data.chronological_split`] cuts it.
+    """
+    if data_args.validation_file is not None:
+        return load_kline_table(data_args.validation_file)
+    if data_args.validation_split_percentage <= 0:
+        raise ValueError("--eval_backtest needs a validation split: --validation_file or --validation_split_percentage")
+    frame = load_kline_table(data_args.train_file)
+    fraction = data_args.validation_split_percentage / 100
+    groups = [frame] if data_args.series_column is None else [g for _, g in frame.groupby(data_args.series_column)]
+    return pd.concat([g.iloc[len(g) - int(round(len(g) * fraction)) :] for g in groups], ignore_index=True)
+
+
+def run_backtest(model, tokenizer, validation, data_args, backtest_args, device):
+    """Backtest copies of `model` and `tokenizer` on the validation split; returns the metrics table."""
+    from transformers_kronos import KronosForecaster
+    from transformers_kronos.evaluation import backtest
+
+    forecaster = KronosForecaster(copy.deepcopy(model), copy.deepcopy(tokenizer), device=device)
+    result = backtest(
+        forecaster, validation, lookback=data_args.lookback, pred_len=data_args.pred_window,
+        windows=backtest_args.eval_backtest_windows, samples=backtest_args.eval_backtest_samples,
+        id_column=data_args.series_column, timestamp_column=data_args.timestamp_column, plot=False, verbose=False,
+    )
+    return result.metrics
+
+
+def backtest_comparison(before, after):
+    """One table of the backtest metrics before and after training (the baselines do not change)."""
+    table = pd.concat([before.assign(stage="before"), after.assign(stage="after")], ignore_index=True)
+    kronos = table["model"] == "kronos"
+    table = pd.concat([table[kronos], table[~kronos & (table["stage"] == "before")].assign(stage="baseline")])
+    return table[["stage", *before.columns]].reset_index(drop=True)
+
+
 def _has_accelerator():
     import torch
 
@@ -196,15 +252,19 @@ def configure_logging(training_args, logger):
 
 
 def main(argv=None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, BacktestArguments))
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = os.path.basename(__file__)
     # quiet loading: on bad input the only output is the one-line error
     bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()
     try:
-        model_args, data_args, training_args = parse_arguments(parser, argv)
+        model_args, data_args, training_args, backtest_args = parse_arguments(parser, argv)
         model, tokenizer, train_dataset, eval_dataset = prepare(model_args, data_args)
+        before = None
+        if backtest_args.eval_backtest and training_args.process_index == 0:
+            validation = validation_frame(data_args)
+            before = run_backtest(model, tokenizer, validation, data_args, backtest_args, training_args.device)
     except (ValueError, TypeError, OSError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
@@ -245,6 +305,11 @@ def main(argv=None):
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
+    if before is not None:
+        after = run_backtest(model, tokenizer, validation, data_args, backtest_args, training_args.device)
+        table = backtest_comparison(before, after)
+        table.to_csv(os.path.join(training_args.output_dir, "eval_backtest.csv"), index=False)
+        logger.info("validation backtest (docs/evaluation.md):\n%s", table.to_string(index=False))
     return 0
 
 

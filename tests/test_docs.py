@@ -7,7 +7,8 @@
   it), when it needs what this machine does not have (a Hub repo id or a path that does not exist, CUDA), or when
   it uses names that only such a block defines. It is still compiled and its names are still checked.
   Blocks written as interactive sessions (`>>>`) run as doctests. Sample paths are capped at 3 (`with_fewer_paths`).
-- ```bash blocks: `kronos-forecast ...` command lines must parse with the real argument parser, `python SCRIPT`
+- ```bash blocks: `kronos-forecast ...` and `kronos-evaluate ...` command lines must parse with the real argument
+  parser, `python SCRIPT`
   must name a script that exists, and `make TARGET` a target of the Makefile.
 - Every `transformers_kronos.x.y` mentioned anywhere in the text must resolve, and relative links must point to
   files that exist.
@@ -249,6 +250,7 @@ def _makefile_targets():
 @pytest.mark.parametrize("path", DOC_FILES, ids=DOC_IDS)
 def test_shell_blocks(path):
     from transformers_kronos.cli import CliError, build_parser
+    from transformers_kronos.evaluation_cli import build_parser as build_evaluate_parser
 
     targets = _makefile_targets()
     for block in parse_blocks(path.read_text(encoding="utf-8")):
@@ -260,11 +262,15 @@ def test_shell_blocks(path):
                 words = words[1:]
             if not words:
                 continue
-            if words[0] in ("kronos-forecast",) or words[:3] == ["python", "-m", "transformers_kronos"]:
-                argv = words[1:] if words[0] == "kronos-forecast" else words[3:]
+            if words[0] in ("kronos-forecast", "kronos-evaluate") or words[:3] == ["python", "-m", "transformers_kronos"]:
+                argv = words[1:] if words[0].startswith("kronos-") else words[3:]
                 argv = [a for a in argv if a not in ("|", ">")]
+                parser = build_parser
+                if words[0] == "kronos-evaluate" or argv[:1] == ["evaluate"]:
+                    parser = build_evaluate_parser
+                    argv = argv[1:] if argv[:1] == ["evaluate"] else argv
                 try:
-                    build_parser().parse_args(argv)
+                    parser().parse_args(argv)
                 except CliError as err:
                     pytest.fail(f"{path.name}: {block}: `{' '.join(words)}` does not parse: {err}")
             elif words[0] in ("python", "python3") and len(words) > 1 and words[1].endswith(".py"):

@@ -47,7 +47,7 @@ class CliError(Exception):
     """A problem with the command's input, reported as one line without a traceback."""
 
 
-class _ArgumentParser(argparse.ArgumentParser):
+class CliArgumentParser(argparse.ArgumentParser):
     """argparse prints the usage and exits on bad arguments; report them like every other input problem instead."""
 
     def error(self, message):
@@ -59,7 +59,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _int_at_least(minimum, name, maximum=None):
+def int_at_least(minimum, name, maximum=None):
     def parse(text):
         try:
             value = int(text)
@@ -74,7 +74,7 @@ def _int_at_least(minimum, name, maximum=None):
     return parse
 
 
-def _positive_float(name, upper=None, upper_inclusive=True):
+def positive_float(name, upper=None, upper_inclusive=True):
     def parse(text):
         try:
             value = float(text)
@@ -90,7 +90,7 @@ def _positive_float(name, upper=None, upper_inclusive=True):
     return parse
 
 
-def _quantile_list(text):
+def quantile_list(text):
     levels = []
     for part in text.split(","):
         part = part.strip()
@@ -106,7 +106,8 @@ def _quantile_list(text):
     return tuple(sorted(levels))
 
 
-def _column_map(text):
+def column_map(text):
+    """`FIELD=NAME,...` → `{field: column name}` (the `--columns` argument)."""
     mapping = {}
     for part in text.split(","):
         field, sep, column = part.partition("=")
@@ -120,7 +121,7 @@ def _column_map(text):
 
 
 def build_parser():
-    parser = _ArgumentParser(
+    parser = CliArgumentParser(
         prog="kronos-forecast",
         description="Forecast the next candles of a K-line CSV with Kronos; write the forecast as CSV and PNG.",
     )
@@ -133,28 +134,28 @@ def build_parser():
                              "yfinance, tushare, akshare and ccxt layouts are recognised (see docs/universe.md)")
     parser.add_argument("--timestamp-column", metavar="NAME", default=None,
                         help="the time column, when the guess is wrong or ambiguous")
-    parser.add_argument("--columns", type=_column_map, default=None, metavar="FIELD=NAME,...",
+    parser.add_argument("--columns", type=column_map, default=None, metavar="FIELD=NAME,...",
                         help="take fields from given columns, e.g. close=Last,volume=Qty (open, high, low, close, "
                              "volume, amount)")
     parser.add_argument("--model", metavar="ID_OR_PATH",
                         help="predictor checkpoint (converted or upstream format, local or Hub); default: the demo")
     parser.add_argument("--tokenizer", metavar="ID_OR_PATH", help="tokenizer checkpoint matching --model")
-    parser.add_argument("--lookback", type=_int_at_least(MIN_HISTORY, "--lookback"), default=None, metavar="N",
+    parser.add_argument("--lookback", type=int_at_least(MIN_HISTORY, "--lookback"), default=None, metavar="N",
                         help=f"candles of history to condition on (default: {DEFAULT_LOOKBACK}, or all when fewer; "
                              "at most the model's max_context are used)")
-    parser.add_argument("--pred-len", type=_int_at_least(1, "--pred-len"), default=48, metavar="N",
+    parser.add_argument("--pred-len", type=int_at_least(1, "--pred-len"), default=48, metavar="N",
                         help="candles to forecast (default: 48)")
-    parser.add_argument("--samples", type=_int_at_least(1, "--samples"), default=20, metavar="K",
+    parser.add_argument("--samples", type=int_at_least(1, "--samples"), default=20, metavar="K",
                         help="sample paths drawn; the forecast is their mean (default: 20)")
-    parser.add_argument("--batch-size", type=_int_at_least(1, "--batch-size"), default=None, metavar="N",
+    parser.add_argument("--batch-size", type=int_at_least(1, "--batch-size"), default=None, metavar="N",
                         help="decode at most N sample paths together, to bound memory (default: all of them)")
-    parser.add_argument("--quantiles", type=_quantile_list, default=(0.1, 0.5, 0.9), metavar="Q1,Q2,...",
+    parser.add_argument("--quantiles", type=quantile_list, default=(0.1, 0.5, 0.9), metavar="Q1,Q2,...",
                         help="quantile levels written next to the mean (default: 0.1,0.5,0.9)")
-    parser.add_argument("--temperature", type=_positive_float("--temperature"), default=1.0, metavar="T",
+    parser.add_argument("--temperature", type=positive_float("--temperature"), default=1.0, metavar="T",
                         help="sampling temperature (default: 1.0)")
-    parser.add_argument("--top-p", type=_positive_float("--top-p", upper=1.0), default=0.9, metavar="P",
+    parser.add_argument("--top-p", type=positive_float("--top-p", upper=1.0), default=0.9, metavar="P",
                         help="nucleus sampling threshold in (0, 1] (default: 0.9, as upstream)")
-    parser.add_argument("--top-k", type=_int_at_least(0, "--top-k"), default=0, metavar="K",
+    parser.add_argument("--top-k", type=int_at_least(0, "--top-k"), default=0, metavar="K",
                         help="keep the k most likely tokens, 0 = off (default: 0)")
     parser.add_argument("--output", default="forecast.csv", metavar="FILE",
                         help="forecast CSV to write (default: forecast.csv)")
@@ -165,7 +166,7 @@ def build_parser():
                              "approximate; see docs/forecasting.md) (default: exact)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="default: auto")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="default: float32")
-    parser.add_argument("--seed", type=_int_at_least(0, "--seed", maximum=2**64 - 1), default=0, metavar="S",
+    parser.add_argument("--seed", type=int_at_least(0, "--seed", maximum=2**64 - 1), default=0, metavar="S",
                         help="random seed (default: 0)")
     return parser
 
@@ -176,11 +177,14 @@ def build_parser():
 
 
 def _source(args):
-    return args.csv if args.csv is not None else args.data
+    return args.csv if getattr(args, "csv", None) is not None else args.data
 
 
-def _read_source(args, stderr):
-    """The K-lines of `--csv`/`--data` through [`read_klines`]; its notes go to `stderr`, one line each."""
+def read_source(args, stderr, prog="kronos-forecast"):
+    """
+    The K-lines of `--csv`/`--data` (with `--id-column`, `--timestamp-column`, `--columns` where the command has
+    them) through [`read_klines`]; its notes go to `stderr`, one line each, after `prog`.
+    """
     from .reading import KlineReadError, KlineReadWarning, read_klines
 
     with warnings.catch_warnings(record=True) as caught:
@@ -191,7 +195,7 @@ def _read_source(args, stderr):
         except KlineReadError as err:
             raise CliError(str(err)) from None
     for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, KlineReadWarning)):
-        print(f"kronos-forecast: note: {one_line(message)}", file=stderr)
+        print(f"{prog}: note: {one_line(message)}", file=stderr)
     return klines
 
 
@@ -453,7 +457,7 @@ def run(args, stdout=None, stderr=None):
     if Path(source).expanduser().is_dir():
         raise CliError(f"{source}: is a folder; a folder holds one series per file, and forecasting many series "
                        "is not supported by this command yet")
-    klines = _read_source(args, stderr)
+    klines = read_source(args, stderr)
     frame, stamps = _single_series(klines, source)
     if args.lookback is not None and len(frame) < args.lookback:
         raise CliError(f"{source}: the history has {len(frame)} candles, fewer than --lookback {args.lookback}")

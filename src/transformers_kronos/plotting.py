@@ -27,7 +27,7 @@ FORECAST_COLOR = "#1f5fbf"
 SAMPLE_COLOR = "#7f8ea3"
 
 
-def _require_matplotlib():
+def require_matplotlib():
     try:
         import matplotlib  # noqa: F401
     except ImportError as err:
@@ -121,7 +121,7 @@ def plot_forecast(
     Returns:
         `matplotlib.figure.Figure`.
     """
-    Figure, FigureCanvasAgg = _require_matplotlib()
+    Figure, FigureCanvasAgg = require_matplotlib()
     _check_frames(history, forecast, history_candles)
     chart = _Chart(history.iloc[-history_candles:], forecast, _check_samples(samples, len(forecast)))
     fig = Figure(figsize=figsize, dpi=dpi)
