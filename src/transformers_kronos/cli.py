@@ -30,10 +30,10 @@ import pandas as pd
 
 from .io_utils import make_folders, one_line, remove_folders, temporary_sibling
 
-# Fewer candles than this leave too little to normalise on or to infer a bar length from.
-MIN_HISTORY = 16
-# Upstream's README forecasts from 400 candles; the window is clipped to the model's `max_context` anyway.
-DEFAULT_LOOKBACK = 400
+from .universe import DEFAULT_LOOKBACK, MIN_HISTORY
+
+# series per chunk of a universe run: one Parquet part each, and the unit that --resume skips
+DEFAULT_SERIES_PER_CHUNK = 64
 # what a Hub repository id looks like: `name` or `owner/name`
 _HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 DEMO_NOTICE = (
@@ -136,6 +136,15 @@ def build_parser():
     parser.add_argument("--columns", type=_column_map, default=None, metavar="FIELD=NAME,...",
                         help="take fields from given columns, e.g. close=Last,volume=Qty (open, high, low, close, "
                              "volume, amount)")
+    parser.add_argument("--id-column", metavar="NAME", default=None,
+                        help="the column naming each row's series, for a long table of many series (needs --output-dir)")
+    parser.add_argument("--output-dir", metavar="DIR", default=None,
+                        help="many series (--id-column, or a folder): write DIR/forecasts/*.parquet and DIR/errors.csv")
+    parser.add_argument("--series-per-chunk", type=_int_at_least(1, "--series-per-chunk"),
+                        default=None, metavar="N",
+                        help=f"series read, forecast and written together (default: {DEFAULT_SERIES_PER_CHUNK})")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted --output-dir run: skip the parts already written")
     parser.add_argument("--model", metavar="ID_OR_PATH",
                         help="predictor checkpoint (converted or upstream format, local or Hub); default: the demo")
     parser.add_argument("--tokenizer", metavar="ID_OR_PATH", help="tokenizer checkpoint matching --model")
@@ -156,7 +165,7 @@ def build_parser():
                         help="nucleus sampling threshold in (0, 1] (default: 0.9, as upstream)")
     parser.add_argument("--top-k", type=_int_at_least(0, "--top-k"), default=0, metavar="K",
                         help="keep the k most likely tokens, 0 = off (default: 0)")
-    parser.add_argument("--output", default="forecast.csv", metavar="FILE",
+    parser.add_argument("--output", default=None, metavar="FILE",
                         help="forecast CSV to write (default: forecast.csv)")
     parser.add_argument("--plot", default=None, metavar="FILE", help="chart to write (e.g. forecast.png)")
     parser.add_argument("--sliding", choices=("exact", "rolling"), default="exact",
@@ -367,7 +376,7 @@ def _check_target(name, target):
 
 def _check_outputs(args):
     """`(output, plot)`: the files to write, checked now rather than after minutes of forecasting."""
-    output = Path(args.output).expanduser()
+    output = Path(args.output or "forecast.csv").expanduser()
     plot = Path(args.plot).expanduser() if args.plot else None
     if plot is not None and plot.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
         raise CliError(f"--plot {args.plot}: use a .png, .jpg, .pdf or .svg file name")
@@ -449,10 +458,12 @@ def run(args, stdout=None, stderr=None):
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     source = _source(args)
+    if _is_universe(args):
+        return run_universe(args, stdout, stderr)
+    for flag in ("series_per_chunk", "resume"):
+        if getattr(args, flag) not in (None, False):
+            raise CliError(f"--{flag.replace('_', '-')} needs --output-dir (a run over many series)")
     output, plot = _check_outputs(args)
-    if Path(source).expanduser().is_dir():
-        raise CliError(f"{source}: is a folder; a folder holds one series per file, and forecasting many series "
-                       "is not supported by this command yet")
     klines = _read_source(args, stderr)
     frame, stamps = _single_series(klines, source)
     if args.lookback is not None and len(frame) < args.lookback:
@@ -478,6 +489,118 @@ def run(args, stdout=None, stderr=None):
     if plot is not None:
         print(f"wrote {plot}", file=stdout)
     return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# many series
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _is_universe(args):
+    """Many series: a long table (`--id-column`), a folder of files, or an explicit `--output-dir`."""
+    return args.id_column is not None or args.output_dir is not None or Path(_source(args)).expanduser().is_dir()
+
+
+def _check_universe_args(args):
+    """The output folder of a many-series run, checked before anything is read or written."""
+    source = _source(args)
+    if args.output_dir is None:
+        what = "a folder of series" if Path(source).expanduser().is_dir() else "--id-column"
+        raise CliError(f"{what} needs --output-dir DIR (forecasts of many series go to DIR/forecasts/*.parquet)")
+    if args.id_column is None and not Path(source).expanduser().is_dir():
+        raise CliError("--output-dir needs --id-column NAME (the column naming each row's series) or a folder of "
+                       "per-series files")
+    for flag in ("output", "plot"):
+        if getattr(args, flag) is not None:
+            raise CliError(f"--{flag} writes one series; with --output-dir the forecasts go to DIR/forecasts/")
+    output_dir = Path(args.output_dir).expanduser()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise CliError(f"--output-dir {args.output_dir}: exists and is not a directory")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not args.resume:
+        raise CliError(f"--output-dir {args.output_dir}: is not empty; pass --resume to continue the run it holds, "
+                       "or choose a new folder")
+    _check_target("--output-dir", output_dir / "run.json")
+    return output_dir
+
+
+def _settings(args):
+    from .universe import ForecastSettings
+
+    return ForecastSettings(pred_len=args.pred_len, samples=args.samples, quantiles=tuple(args.quantiles),
+                            lookback=args.lookback, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                            sliding=args.sliding, batch_size=args.batch_size, seed=args.seed)
+
+
+def _prepare_output_dir(args, output_dir, id_column, state):
+    """Check a resumed run's settings, or start a new one: the folder and its `run.json` (main process only)."""
+    from .universe import check_resume, run_manifest, write_manifest
+
+    manifest = run_manifest(_source(args), id_column, _settings(args), args.series_per_chunk or DEFAULT_SERIES_PER_CHUNK,
+                            args.model, args.tokenizer, args.dtype)
+    if args.resume and output_dir.is_dir() and any(output_dir.iterdir()):
+        problem = check_resume(output_dir, manifest)
+        if problem is not None:
+            raise CliError(f"--resume: {problem}")
+        return
+    if state.is_main_process:
+        make_folders(output_dir)
+        write_manifest(output_dir, manifest)
+
+
+def _forecast_universe(forecaster, klines, id_column, output_dir, args, state, stderr):
+    """Forecast this process' share of the chunks not written yet; returns the number of series it forecast."""
+    from tqdm.auto import tqdm
+
+    from .universe import chunk_ids, done_parts, forecast_chunk, write_part
+
+    groups = dict(tuple(klines.groupby(id_column, sort=False)))
+    chunks = chunk_ids(groups, args.series_per_chunk or DEFAULT_SERIES_PER_CHUNK)
+    done = done_parts(output_dir) if args.resume else set()
+    with state.split_between_processes(list(range(len(chunks)))) as mine:
+        todo = [k for k in mine if k not in done]
+        if state.num_processes > 1:
+            print(f"kronos-forecast: process {state.process_index + 1} of {state.num_processes}: chunks "
+                  f"{', '.join(map(str, mine)) or 'none'} ({len(todo)} to do)", file=stderr)
+        total = sum(len(chunks[k]) for k in mine)
+        with tqdm(total=total, initial=total - sum(len(chunks[k]) for k in todo), unit="series",
+                  desc="Kronos universe", disable=not state.is_main_process, file=stderr) as bar:
+            for k in todo:
+                rows, errors = forecast_chunk(forecaster, {i: groups[i] for i in chunks[k]}, _settings(args), id_column)
+                write_part(output_dir, k, rows, errors)
+                bar.update(len(chunks[k]))
+    return len(groups)
+
+
+def run_universe(args, stdout, stderr):
+    """`kronos-forecast --data ... --output-dir DIR`: every series, in chunks; returns the exit status (0 or 3)."""
+    from accelerate import PartialState
+
+    from .universe import merge_errors
+
+    output_dir = _check_universe_args(args)
+    is_folder = Path(_source(args)).expanduser().is_dir()
+    klines = _read_source(args, stderr)
+    id_column = args.id_column or ("series_id" if is_folder else None)
+    device = _resolve_device(args.device)
+    # several CPU processes (launched by accelerate or torchrun) talk over gloo only when accelerate is told "cpu"
+    state = PartialState(cpu=device == "cpu")
+    if args.device == "auto" and state.num_processes > 1:
+        device = str(state.device)  # each process on its own accelerator
+    forecaster, is_demo = load_forecaster(args.model, args.tokenizer, device, args.dtype)
+    if is_demo and state.is_main_process:
+        print(DEMO_NOTICE, file=stderr)
+    _prepare_output_dir(args, output_dir, id_column, state)
+    state.wait_for_everyone()
+    count = _forecast_universe(forecaster, klines, id_column, output_dir, args, state, stderr)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        errors = merge_errors(output_dir, id_column)
+        print(f"wrote {output_dir / 'forecasts'} ({count - len(errors)} of {count} series)" + (
+            f"; {len(errors)} could not be forecast, see {output_dir / 'errors.csv'}" if len(errors) else ""),
+            file=stdout)
+        return 3 if len(errors) else 0
+    # the main process reports for all: a launcher (torchrun) stops the others once one exits with a non-zero status
+    return 0
 
 
 def _sample_paths(forecaster, context, context_stamps, future, args):
@@ -508,7 +631,7 @@ def main(argv=None):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        run(args)
+        result = run(args)
     except CliError as err:
         print(f"kronos-forecast: error: {one_line(err)}", file=sys.stderr)
         return 2
@@ -521,7 +644,7 @@ def main(argv=None):
         print(f"kronos-forecast: error: {type(err).__name__}: {one_line(err)} (set KRONOS_DEBUG=1 for a traceback)",
               file=sys.stderr)
         return 1
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":
