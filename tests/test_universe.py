@@ -246,3 +246,38 @@ def test_accelerate_two_processes(reference, universe_file, tiny_checkpoints, tm
     assert "process 2 of 2: chunks 2 (1 to do)" in result.stderr
     pd.testing.assert_frame_equal(read_forecasts(out), read_forecasts(reference), check_exact=True)
     assert sorted(pd.read_csv(out / "errors.csv")["ticker"]) == sorted(BROKEN)
+
+
+def test_ray_callable_without_ray(reference, universe_file, tiny_checkpoints):
+    """The Ray Data callable on plain pandas batches (one series, then several): kronos-forecast's numbers."""
+    from transformers_kronos.integrations.ray import KronosRayForecaster, split_results
+
+    model, tokenizer = tiny_checkpoints
+    actor = KronosRayForecaster(model, tokenizer, id_column="ticker", device="cpu",
+                                settings={"pred_len": 4, "samples": 3, "quantiles": (0.1, 0.9)})
+    table = pd.read_parquet(universe_file)
+    expected = read_forecasts(reference)
+    batches = [actor(rows) for _, rows in table.groupby("ticker", sort=False)]
+    batches.append(actor(table[table.ticker.isin(["NDX3", "SPX1", "SPX2"])]))
+    forecasts, errors = split_results(pd.concat(batches[:-1], ignore_index=True), "ticker")
+    pd.testing.assert_frame_equal(forecasts.sort_values(["ticker", "step"]).reset_index(drop=True), expected,
+                                  check_exact=True)
+    assert sorted(errors["ticker"]) == sorted(BROKEN)
+    forecasts, errors = split_results(batches[-1], "ticker")
+    assert list(errors["ticker"]) == ["NDX3"] and sorted(forecasts.ticker.unique()) == ["SPX1", "SPX2"]
+    pd.testing.assert_frame_equal(forecasts, expected[expected.ticker.isin(["SPX1", "SPX2"])].reset_index(drop=True),
+                                  check_exact=True)
+
+
+@pytest.mark.slow
+def test_ray_example_on_a_local_cluster(reference, universe_file, tiny_checkpoints, tmp_path):
+    """examples/forecast_universe_ray.py on a local Ray: the same folder layout and numbers as kronos-forecast."""
+    model, tokenizer = tiny_checkpoints
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "forecast_universe_ray.py"), "--data", str(universe_file),
+         "--id-column", "ticker", "--output-dir", str(out), "--model", model, "--tokenizer", tokenizer, *FLAGS,
+         "--device", "cpu"], capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 3, result.stderr[-3000:]
+    pd.testing.assert_frame_equal(read_forecasts(out), read_forecasts(reference), check_exact=True)
+    assert sorted(pd.read_csv(out / "errors.csv")["ticker"]) == sorted(BROKEN)

@@ -523,20 +523,14 @@ def _check_universe_args(args):
     return output_dir
 
 
-def _settings(args):
-    from .universe import ForecastSettings
-
-    return ForecastSettings(pred_len=args.pred_len, samples=args.samples, quantiles=tuple(args.quantiles),
-                            lookback=args.lookback, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            sliding=args.sliding, batch_size=args.batch_size, seed=args.seed)
 
 
 def _prepare_output_dir(args, output_dir, id_column, state):
     """Check a resumed run's settings, or start a new one: the folder and its `run.json` (main process only)."""
-    from .universe import check_resume, run_manifest, write_manifest
+    from .universe import ForecastSettings, check_resume, run_manifest, write_manifest
 
-    manifest = run_manifest(_source(args), id_column, _settings(args), args.series_per_chunk or DEFAULT_SERIES_PER_CHUNK,
-                            args.model, args.tokenizer, args.dtype)
+    manifest = run_manifest(_source(args), id_column, ForecastSettings.from_args(args),
+                            args.series_per_chunk or DEFAULT_SERIES_PER_CHUNK, args.model, args.tokenizer, args.dtype)
     if args.resume and output_dir.is_dir() and any(output_dir.iterdir()):
         problem = check_resume(output_dir, manifest)
         if problem is not None:
@@ -551,7 +545,7 @@ def _forecast_universe(forecaster, klines, id_column, output_dir, args, state, s
     """Forecast this process' share of the chunks not written yet; returns the number of series it forecast."""
     from tqdm.auto import tqdm
 
-    from .universe import chunk_ids, done_parts, forecast_chunk, write_part
+    from .universe import ForecastSettings, chunk_ids, done_parts, forecast_chunk, write_part
 
     groups = dict(tuple(klines.groupby(id_column, sort=False)))
     chunks = chunk_ids(groups, args.series_per_chunk or DEFAULT_SERIES_PER_CHUNK)
@@ -564,8 +558,9 @@ def _forecast_universe(forecaster, klines, id_column, output_dir, args, state, s
         total = sum(len(chunks[k]) for k in mine)
         with tqdm(total=total, initial=total - sum(len(chunks[k]) for k in todo), unit="series",
                   desc="Kronos universe", disable=not state.is_main_process, file=stderr) as bar:
+            settings = ForecastSettings.from_args(args)
             for k in todo:
-                rows, errors = forecast_chunk(forecaster, {i: groups[i] for i in chunks[k]}, _settings(args), id_column)
+                rows, errors = forecast_chunk(forecaster, {i: groups[i] for i in chunks[k]}, settings, id_column)
                 write_part(output_dir, k, rows, errors)
                 bar.update(len(chunks[k]))
     return len(groups)

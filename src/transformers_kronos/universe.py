@@ -57,6 +57,13 @@ class ForecastSettings:
     batch_size: Optional[int] = None
     seed: int = 0
 
+    @classmethod
+    def from_args(cls, args) -> "ForecastSettings":
+        """The settings of a parsed `kronos-forecast` command line."""
+        return cls(pred_len=args.pred_len, samples=args.samples, quantiles=tuple(args.quantiles),
+                   lookback=args.lookback, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                   sliding=args.sliding, batch_size=args.batch_size, seed=args.seed)
+
     def to_json(self) -> dict:
         settings = asdict(self)
         settings["quantiles"] = list(self.quantiles)
