@@ -281,3 +281,51 @@ def test_ray_example_on_a_local_cluster(reference, universe_file, tiny_checkpoin
     assert result.returncode == 3, result.stderr[-3000:]
     pd.testing.assert_frame_equal(read_forecasts(out), read_forecasts(reference), check_exact=True)
     assert sorted(pd.read_csv(out / "errors.csv")["ticker"]) == sorted(BROKEN)
+
+
+def test_universe_source_reads_a_chunk_at_a_time(universe_file, tmp_path, monkeypatch):
+    """A long Parquet table: the id column once, then only each chunk's rows (a filtered read)."""
+    from transformers_kronos.universe import UniverseSource
+
+    reads = []
+    original = pd.read_parquet
+
+    def spy(path, *args, **kwargs):
+        frame = original(path, *args, **kwargs)
+        reads.append((kwargs.get("columns"), kwargs.get("filters"), len(frame)))
+        return frame
+
+    monkeypatch.setattr(pd, "read_parquet", spy)
+    universe = UniverseSource(universe_file, "ticker")
+    assert universe.ids[:3] == ["SPX0", "SPX1", "SPX2"] and len(universe.ids) == 20
+    series, errors = universe.read(["GOOG2", "SPX0"])
+    assert sorted(series) == ["GOOG2", "SPX0"] and errors == {}
+    assert list(series["GOOG2"].columns) == ["ticker", "timestamps", "open", "high", "low", "close", "volume"]
+    assert reads[0] == (["ticker"], None, len(original(universe_file)))
+    assert reads[1][1] == [("ticker", "in", ["GOOG2", "SPX0"])] and reads[1][2] == len(series["GOOG2"]) + 60
+    # a CSV is read whole, once: the same series
+    table = original(universe_file)
+    table.to_csv(tmp_path / "universe.csv", index=False)
+    whole = UniverseSource(tmp_path / "universe.csv", "ticker")
+    pd.testing.assert_frame_equal(whole.read(["GOOG2"])[0]["GOOG2"].reset_index(drop=True),
+                                  series["GOOG2"].reset_index(drop=True))
+
+
+def test_csv_universe_and_an_unreadable_file(reference, universe_file, tiny_checkpoints, tmp_path, capsys):
+    table = pd.read_parquet(universe_file)
+    table.to_csv(tmp_path / "universe.csv", index=False)
+    assert forecast(tmp_path / "universe.csv", tmp_path / "csv", tiny_checkpoints, capsys=capsys) == 3
+    pd.testing.assert_frame_equal(read_forecasts(tmp_path / "csv"), read_forecasts(reference), check_exact=True)
+    # a folder where one file is not K-lines: that series is reported, the others forecast
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for ticker in ("SPX0", "EURUSD1"):
+        table[table.ticker == ticker].drop(columns="ticker").to_csv(folder / f"{ticker}.csv", index=False)
+    (folder / "BROKEN.csv").write_text("when,price\nyesterday,1\n")
+    model, tokenizer = tiny_checkpoints
+    status = main([str(a) for a in ["--data", folder, "--output-dir", tmp_path / "out", "--model", model,
+                                    "--tokenizer", tokenizer, *FLAGS]])
+    assert status == 3
+    errors = pd.read_csv(tmp_path / "out" / "errors.csv")
+    assert list(errors["series_id"]) == ["BROKEN"] and "no timestamp column" in errors["reason"][0]
+    assert sorted(pd.read_parquet(tmp_path / "out" / "forecasts")["series_id"].unique()) == ["EURUSD1", "SPX0"]

@@ -188,20 +188,33 @@ def _source(args):
     return args.csv if args.csv is not None else args.data
 
 
-def _read_source(args, stderr):
-    """The K-lines of `--csv`/`--data` through [`read_klines`]; its notes go to `stderr`, one line each."""
-    from .reading import KlineReadError, KlineReadWarning, read_klines
+@contextlib.contextmanager
+def _reader_notes(stderr, seen=None):
+    """Print the reader's notes ([`KlineReadWarning`]) as one line each, each once (`seen`: those printed already);
+    turn its errors into `CliError`."""
+    from .reading import KlineReadError, KlineReadWarning
 
+    seen = set() if seen is None else seen
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", KlineReadWarning)
         try:
-            klines = read_klines(_source(args), id_column=getattr(args, "id_column", None),
-                                 timestamp_column=args.timestamp_column, columns=args.columns)
+            yield
         except KlineReadError as err:
             raise CliError(str(err)) from None
-    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, KlineReadWarning)):
-        print(f"kronos-forecast: note: {one_line(message)}", file=stderr)
-    return klines
+        finally:
+            for warning in caught:
+                message = one_line(warning.message)
+                if issubclass(warning.category, KlineReadWarning) and message not in seen:
+                    seen.add(message)
+                    print(f"kronos-forecast: note: {message}", file=stderr)
+
+
+def _read_source(args, stderr):
+    """The K-lines of `--csv`/`--data` through [`read_klines`]; its notes go to `stderr`, one line each."""
+    from .reading import read_klines
+
+    with _reader_notes(stderr):
+        return read_klines(_source(args), timestamp_column=args.timestamp_column, columns=args.columns)
 
 
 def _single_series(klines, source):
@@ -541,15 +554,15 @@ def _prepare_output_dir(args, output_dir, id_column, state):
         write_manifest(output_dir, manifest)
 
 
-def _forecast_universe(forecaster, klines, id_column, output_dir, args, state, stderr):
-    """Forecast this process' share of the chunks not written yet; returns the number of series it forecast."""
+def _forecast_universe(forecaster, universe, output_dir, args, state, stderr):
+    """Forecast this process' share of the chunks not written yet."""
     from tqdm.auto import tqdm
 
-    from .universe import ForecastSettings, chunk_ids, done_parts, forecast_chunk, write_part
+    from .universe import ERROR_COLUMN, ForecastSettings, chunk_ids, done_parts, forecast_chunk, write_part
 
-    groups = dict(tuple(klines.groupby(id_column, sort=False)))
-    chunks = chunk_ids(groups, args.series_per_chunk or DEFAULT_SERIES_PER_CHUNK)
+    chunks = chunk_ids(universe.ids, args.series_per_chunk or DEFAULT_SERIES_PER_CHUNK)
     done = done_parts(output_dir) if args.resume else set()
+    settings, seen = ForecastSettings.from_args(args), set()
     with state.split_between_processes(list(range(len(chunks)))) as mine:
         todo = [k for k in mine if k not in done]
         if state.num_processes > 1:
@@ -558,12 +571,25 @@ def _forecast_universe(forecaster, klines, id_column, output_dir, args, state, s
         total = sum(len(chunks[k]) for k in mine)
         with tqdm(total=total, initial=total - sum(len(chunks[k]) for k in todo), unit="series",
                   desc="Kronos universe", disable=not state.is_main_process, file=stderr) as bar:
-            settings = ForecastSettings.from_args(args)
             for k in todo:
-                rows, errors = forecast_chunk(forecaster, {i: groups[i] for i in chunks[k]}, settings, id_column)
+                with _reader_notes(stderr, seen):
+                    series, unreadable = universe.read(chunks[k])
+                rows, errors = forecast_chunk(forecaster, series, settings, universe.id_column)
+                if unreadable:
+                    errors = pd.concat([errors, pd.DataFrame({universe.id_column: list(unreadable),
+                                                              ERROR_COLUMN: list(unreadable.values())})])
                 write_part(output_dir, k, rows, errors)
                 bar.update(len(chunks[k]))
-    return len(groups)
+
+
+def _open_universe(args, stderr):
+    """The universe's ids, with a long Parquet table's structure checked on its first chunk (before any output)."""
+    from .universe import UniverseSource
+
+    with _reader_notes(stderr):
+        universe = UniverseSource(_source(args), args.id_column, args.timestamp_column, args.columns)
+        universe.read(universe.ids[: args.series_per_chunk or DEFAULT_SERIES_PER_CHUNK])
+    return universe
 
 
 def run_universe(args, stdout, stderr):
@@ -573,9 +599,7 @@ def run_universe(args, stdout, stderr):
     from .universe import merge_errors
 
     output_dir = _check_universe_args(args)
-    is_folder = Path(_source(args)).expanduser().is_dir()
-    klines = _read_source(args, stderr)
-    id_column = args.id_column or ("series_id" if is_folder else None)
+    universe = _open_universe(args, stderr)
     device = _resolve_device(args.device)
     # several CPU processes (launched by accelerate or torchrun) talk over gloo only when accelerate is told "cpu"
     state = PartialState(cpu=device == "cpu")
@@ -584,12 +608,13 @@ def run_universe(args, stdout, stderr):
     forecaster, is_demo = load_forecaster(args.model, args.tokenizer, device, args.dtype)
     if is_demo and state.is_main_process:
         print(DEMO_NOTICE, file=stderr)
-    _prepare_output_dir(args, output_dir, id_column, state)
+    _prepare_output_dir(args, output_dir, universe.id_column, state)
     state.wait_for_everyone()
-    count = _forecast_universe(forecaster, klines, id_column, output_dir, args, state, stderr)
+    _forecast_universe(forecaster, universe, output_dir, args, state, stderr)
     state.wait_for_everyone()
+    count = len(universe.ids)
     if state.is_main_process:
-        errors = merge_errors(output_dir, id_column)
+        errors = merge_errors(output_dir, universe.id_column)
         print(f"wrote {output_dir / 'forecasts'} ({count - len(errors)} of {count} series)" + (
             f"; {len(errors)} could not be forecast, see {output_dir / 'errors.csv'}" if len(errors) else ""),
             file=stdout)

@@ -33,7 +33,7 @@ import torch
 
 from .forecasting import FEATURE_COLUMNS, infer_future_timestamps, quantile_column
 from .io_utils import one_line, temporary_sibling
-from .reading import KlineReadError, check_series
+from .reading import DEFAULT_ID_COLUMN, KlineReadError, check_series, kline_files, read_klines
 
 # Fewer candles than this leave too little to normalise on or to infer a bar length from.
 MIN_HISTORY = 16
@@ -86,6 +86,79 @@ def chunk_ids(ids, series_per_chunk: int) -> list:
     """The ids cut into chunks of `series_per_chunk`, in order."""
     ids = list(ids)
     return [ids[i : i + series_per_chunk] for i in range(0, len(ids), series_per_chunk)]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# reading a chunk at a time
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class UniverseSource:
+    """
+    The series of a universe, read a chunk at a time so that memory follows the chunk, not the universe:
+
+    - a folder: file by file (a file that cannot be read is one series that cannot be forecast);
+    - a long Parquet table: its id column first, then each chunk's rows (a filtered read);
+    - anything else (CSV, a DataFrame): read once, whole.
+
+    Args:
+        source: What [`read_klines`] reads.
+        id_column (`str`, *optional*): The id column (a folder's default: `series_id`).
+        timestamp_column, columns: As in [`read_klines`].
+    """
+
+    def __init__(self, source, id_column=None, timestamp_column=None, columns=None):
+        self._kwargs = {"timestamp_column": timestamp_column, "columns": columns}
+        path = Path(source).expanduser() if isinstance(source, (str, os.PathLike)) else None
+        self._files = self._parquet = self._groups = None
+        if path is not None and path.is_dir():
+            self.id_column = id_column or DEFAULT_ID_COLUMN
+            self._files = {file.stem: file for file in kline_files(path)}
+            self.ids = list(self._files)
+        elif (path is not None and path.is_file() and path.suffix.lower() in (".parquet", ".pq")
+              and id_column is not None):
+            self.id_column = id_column
+            self._parquet, self._stored_id = path, self._parquet_id_column(path, id_column)
+            ids = pd.read_parquet(path, columns=[self._stored_id])[self._stored_id]
+            if ids.isna().any():
+                raise KlineReadError(f"{source}: the id column {id_column!r} has empty cells")
+            self.ids = list(pd.unique(ids))
+        else:
+            self.id_column = id_column
+            klines = read_klines(source, id_column=id_column, **self._kwargs)
+            self._groups = dict(tuple(klines.groupby(id_column, sort=False)))
+            self.ids = list(self._groups)
+
+    @staticmethod
+    def _parquet_id_column(path, id_column):
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(path).names
+        except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a file that is not Parquet
+            raise KlineReadError(f"{path}: not a readable Parquet file ({one_line(err)})") from None
+        matches = [n for n in names if n == id_column] or [n for n in names if n.strip().lower() == id_column.lower()]
+        if len(matches) != 1:
+            raise KlineReadError(f"{path}: --id-column {id_column!r} is not a column; the columns are "
+                                 f"{', '.join(n for n in names if not n.startswith('__'))}")
+        return matches[0]
+
+    def read(self, ids):
+        """`(series, errors)`: id → frame in [`read_klines`]' layout, and id → reason for series that cannot be read."""
+        if self._groups is not None:
+            return {i: self._groups[i] for i in ids}, {}
+        if self._parquet is not None:
+            frame = pd.read_parquet(self._parquet, filters=[(self._stored_id, "in", list(ids))])
+            klines = read_klines(frame, id_column=self._stored_id, **self._kwargs)
+            klines = klines.rename(columns={self._stored_id: self.id_column})
+            return dict(tuple(klines.groupby(self.id_column, sort=False))), {}
+        series, errors = {}, {}
+        for series_id in ids:
+            try:
+                series[series_id] = read_klines([self._files[series_id]], id_column=self.id_column, **self._kwargs)
+            except KlineReadError as err:
+                errors[series_id] = one_line(err)
+        return series, errors
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -277,6 +350,7 @@ def write_manifest(output_dir, manifest: dict) -> None:
 
 __all__ = [
     "ForecastSettings",
+    "UniverseSource",
     "chunk_ids",
     "done_parts",
     "forecast_chunk",
