@@ -5,6 +5,11 @@
                     [--model ID_OR_PATH --tokenizer ID_OR_PATH] [--lookback N] [--pred-len N]
                     [--samples K] [--quantiles 0.1,0.5,0.9] [--output out.csv] [--plot out.png]
                     [--device auto|cpu|cuda] [--dtype float32|bfloat16] [--seed S]
+    kronos-forecast --data FILE_OR_DIR [--id-column NAME] --output-dir DIR [--series-per-chunk N] [--resume] [...]
+
+The second form forecasts every series of a long table or a folder of per-series files, in chunks, into
+`DIR/forecasts/*.parquet` and `DIR/errors.csv` (see `transformers_kronos.universe` and docs/universe.md); it exits
+3 when some series could not be forecast, and runs under `accelerate launch` or torchrun as it does alone.
 
 The file is read by `transformers_kronos.reading.read_klines`: upstream Kronos' layout (`timestamps, open, high,
 low, close[, volume, amount]`) and those that pandas, yfinance, tushare, akshare and ccxt users have. The future timestamps
@@ -122,7 +127,8 @@ def _column_map(text):
 def build_parser():
     parser = _ArgumentParser(
         prog="kronos-forecast",
-        description="Forecast the next candles of a K-line CSV with Kronos; write the forecast as CSV and PNG.",
+        description="Forecast the next candles of K-line files with Kronos: one series to CSV and PNG, or a whole "
+                    "universe to Parquet parts (--output-dir).",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--csv", metavar="FILE",
@@ -361,8 +367,6 @@ def forecast_frame(samples, columns, future, quantile_levels):
     return out
 
 
-
-
 def _check_target(name, target):
     """
     The file that `--output`/`--plot` `target` names (symbolic links followed), checked before the forecast runs: it
@@ -381,10 +385,6 @@ def _check_target(name, target):
     if not os.access(folder, os.W_OK | os.X_OK):
         raise CliError(f"{name} {target}: {folder} is not writable")
     return real
-
-
-
-
 
 
 def _check_outputs(args):
@@ -534,8 +534,6 @@ def _check_universe_args(args):
                        "or choose a new folder")
     _check_target("--output-dir", output_dir / "run.json")
     return output_dir
-
-
 
 
 def _prepare_output_dir(args, output_dir, id_column, state):
