@@ -16,8 +16,9 @@ Attention's score products, the tokenizer and everything else are overhead by th
 work is printed beside it, because it is not small: upstream decodes the whole last window of tokens for every path.
 
 The bar (issue 19) is useful work / wall time >= 50% of the GEMM rate, which is the best of several 2048 x 2048 fp32
-products on the same threads, measured before and after the forecast (their mean is the reference). Timings on a shared machine are noisy; the script prints where the time goes (the
-tokenizer's encode and decode, the predictor's decoding loop) from one timed forecast after a warm-up.
+products on the same threads, measured before and after the forecast (their mean is the reference). Timings on a
+shared machine are noisy; the script prints where the time goes (the tokenizer's encode and decode, the predictor's
+decoding loop) from one timed forecast after a warm-up.
 """
 
 import argparse

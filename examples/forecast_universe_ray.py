@@ -76,8 +76,9 @@ def main(argv=None):
         (folder / "forecasts").mkdir()
         forecasts.to_parquet(folder / "forecasts" / "part-00000.parquet", index=False)
         errors.to_csv(folder / "errors.csv", index=False)
-    print(f"wrote {Path(args.output_dir) / 'forecasts'} ({forecasts[args.id_column].nunique()} series)"
-          + (f"; {len(errors)} could not be forecast, see {Path(args.output_dir) / 'errors.csv'}" if len(errors) else ""))
+    output_dir = Path(args.output_dir)
+    print(f"wrote {output_dir / 'forecasts'} ({forecasts[args.id_column].nunique()} series)"
+          + (f"; {len(errors)} could not be forecast, see {output_dir / 'errors.csv'}" if len(errors) else ""))
     return 3 if len(errors) else 0
 
 

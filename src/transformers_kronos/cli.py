@@ -12,8 +12,8 @@ The second form forecasts every series of a long table or a folder of per-series
 3 when some series could not be forecast, and runs under `accelerate launch` or torchrun as it does alone.
 
 The file is read by `transformers_kronos.reading.read_klines`: upstream Kronos' layout (`timestamps, open, high,
-low, close[, volume, amount]`) and those that pandas, yfinance, tushare, akshare and ccxt users have. The future timestamps
-are inferred from the history (its bar length, and the trading calendar it follows: sessions, lunch breaks,
+low, close[, volume, amount]`) and those that pandas, yfinance, tushare, akshare and ccxt users have. The future
+timestamps are inferred from the history (its bar length, and the trading calendar it follows: sessions, lunch breaks,
 weekends). Without `--model` the command uses the small demo model bundled with the package, which was trained
 on synthetic data and says so; it is not a pretrained Kronos.
 
@@ -143,7 +143,8 @@ def build_parser():
                         help="take fields from given columns, e.g. close=Last,volume=Qty (open, high, low, close, "
                              "volume, amount)")
     parser.add_argument("--id-column", metavar="NAME", default=None,
-                        help="the column naming each row's series, for a long table of many series (needs --output-dir)")
+                        help="the column naming each row's series, for a long table of many series "
+                             "(needs --output-dir)")
     parser.add_argument("--output-dir", metavar="DIR", default=None,
                         help="many series (--id-column, or a folder): write DIR/forecasts/*.parquet and DIR/errors.csv")
     parser.add_argument("--series-per-chunk", type=_int_at_least(1, "--series-per-chunk"),

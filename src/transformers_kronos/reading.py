@@ -425,7 +425,8 @@ def _overrides(columns):
     if columns is None:
         return {}
     if not isinstance(columns, Mapping):
-        raise TypeError(f"`columns` must map fields to column names, e.g. {{'close': 'Last'}}, got {type(columns).__name__}")
+        raise TypeError(f"`columns` must map fields to column names, e.g. {{'close': 'Last'}}, got "
+                        f"{type(columns).__name__}")
     unknown = [f for f in columns if f not in FIELDS]
     if unknown:
         _fail("", f"--columns: unknown field(s) {', '.join(map(str, unknown))}; the fields are {', '.join(FIELDS)}")
