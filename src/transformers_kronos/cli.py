@@ -5,10 +5,15 @@
                     [--model ID_OR_PATH --tokenizer ID_OR_PATH] [--lookback N] [--pred-len N]
                     [--samples K] [--quantiles 0.1,0.5,0.9] [--output out.csv] [--plot out.png]
                     [--device auto|cpu|cuda] [--dtype float32|bfloat16] [--seed S]
+    kronos-forecast --data FILE_OR_DIR [--id-column NAME] --output-dir DIR [--series-per-chunk N] [--resume] [...]
+
+The second form forecasts every series of a long table or a folder of per-series files, in chunks, into
+`DIR/forecasts/*.parquet` and `DIR/errors.csv` (see `transformers_kronos.universe` and docs/universe.md); it exits
+3 when some series could not be forecast, and runs under `accelerate launch` or torchrun as it does alone.
 
 The file is read by `transformers_kronos.reading.read_klines`: upstream Kronos' layout (`timestamps, open, high,
-low, close[, volume, amount]`) and those that pandas, yfinance, tushare, akshare and ccxt users have. The future timestamps
-are inferred from the history (its bar length, and the trading calendar it follows: sessions, lunch breaks,
+low, close[, volume, amount]`) and those that pandas, yfinance, tushare, akshare and ccxt users have. The future
+timestamps are inferred from the history (its bar length, and the trading calendar it follows: sessions, lunch breaks,
 weekends). Without `--model` the command uses the small demo model bundled with the package, which was trained
 on synthetic data and says so; it is not a pretrained Kronos.
 
@@ -30,10 +35,10 @@ import pandas as pd
 
 from .io_utils import make_folders, one_line, remove_folders, temporary_sibling
 
-# Fewer candles than this leave too little to normalise on or to infer a bar length from.
-MIN_HISTORY = 16
-# Upstream's README forecasts from 400 candles; the window is clipped to the model's `max_context` anyway.
-DEFAULT_LOOKBACK = 400
+from .universe import DEFAULT_LOOKBACK, MIN_HISTORY
+
+# series per chunk of a universe run: one Parquet part each, and the unit that --resume skips
+DEFAULT_SERIES_PER_CHUNK = 64
 # what a Hub repository id looks like: `name` or `owner/name`
 _HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 DEMO_NOTICE = (
@@ -123,7 +128,8 @@ def column_map(text):
 def build_parser():
     parser = CliArgumentParser(
         prog="kronos-forecast",
-        description="Forecast the next candles of a K-line CSV with Kronos; write the forecast as CSV and PNG.",
+        description="Forecast the next candles of K-line files with Kronos: one series to CSV and PNG, or a whole "
+                    "universe to Parquet parts (--output-dir).",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--csv", metavar="FILE",
@@ -137,6 +143,16 @@ def build_parser():
     parser.add_argument("--columns", type=column_map, default=None, metavar="FIELD=NAME,...",
                         help="take fields from given columns, e.g. close=Last,volume=Qty (open, high, low, close, "
                              "volume, amount)")
+    parser.add_argument("--id-column", metavar="NAME", default=None,
+                        help="the column naming each row's series, for a long table of many series "
+                             "(needs --output-dir)")
+    parser.add_argument("--output-dir", metavar="DIR", default=None,
+                        help="many series (--id-column, or a folder): write DIR/forecasts/*.parquet and DIR/errors.csv")
+    parser.add_argument("--series-per-chunk", type=int_at_least(1, "--series-per-chunk"),
+                        default=None, metavar="N",
+                        help=f"series read, forecast and written together (default: {DEFAULT_SERIES_PER_CHUNK})")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted --output-dir run: skip the parts already written")
     parser.add_argument("--model", metavar="ID_OR_PATH",
                         help="predictor checkpoint (converted or upstream format, local or Hub); default: the demo")
     parser.add_argument("--tokenizer", metavar="ID_OR_PATH", help="tokenizer checkpoint matching --model")
@@ -157,7 +173,7 @@ def build_parser():
                         help="nucleus sampling threshold in (0, 1] (default: 0.9, as upstream)")
     parser.add_argument("--top-k", type=int_at_least(0, "--top-k"), default=0, metavar="K",
                         help="keep the k most likely tokens, 0 = off (default: 0)")
-    parser.add_argument("--output", default="forecast.csv", metavar="FILE",
+    parser.add_argument("--output", default=None, metavar="FILE",
                         help="forecast CSV to write (default: forecast.csv)")
     parser.add_argument("--plot", default=None, metavar="FILE", help="chart to write (e.g. forecast.png)")
     parser.add_argument("--sliding", choices=("exact", "rolling"), default="exact",
@@ -180,23 +196,39 @@ def _source(args):
     return args.csv if getattr(args, "csv", None) is not None else args.data
 
 
+@contextlib.contextmanager
+def reader_notes(stderr, seen=None, prog="kronos-forecast"):
+    """
+    Print the reader's notes ([`KlineReadWarning`]) to `stderr` after `prog`, one line each and each once (`seen`:
+    those printed already); turn its errors into `CliError`.
+    """
+    from .reading import KlineReadError, KlineReadWarning
+
+    seen = set() if seen is None else seen
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KlineReadWarning)
+        try:
+            yield
+        except KlineReadError as err:
+            raise CliError(str(err)) from None
+        finally:
+            for warning in caught:
+                message = one_line(warning.message)
+                if issubclass(warning.category, KlineReadWarning) and message not in seen:
+                    seen.add(message)
+                    print(f"{prog}: note: {message}", file=stderr)
+
+
 def read_source(args, stderr, prog="kronos-forecast"):
     """
     The K-lines of `--csv`/`--data` (with `--id-column`, `--timestamp-column`, `--columns` where the command has
     them) through [`read_klines`]; its notes go to `stderr`, one line each, after `prog`.
     """
-    from .reading import KlineReadError, KlineReadWarning, read_klines
+    from .reading import read_klines
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", KlineReadWarning)
-        try:
-            klines = read_klines(_source(args), id_column=getattr(args, "id_column", None),
-                                 timestamp_column=args.timestamp_column, columns=args.columns)
-        except KlineReadError as err:
-            raise CliError(str(err)) from None
-    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, KlineReadWarning)):
-        print(f"{prog}: note: {one_line(message)}", file=stderr)
-    return klines
+    with reader_notes(stderr, prog=prog):
+        return read_klines(_source(args), id_column=getattr(args, "id_column", None),
+                           timestamp_column=args.timestamp_column, columns=args.columns)
 
 
 def _single_series(klines, source):
@@ -343,8 +375,6 @@ def forecast_frame(samples, columns, future, quantile_levels):
     return out
 
 
-
-
 def _check_target(name, target):
     """
     The file that `--output`/`--plot` `target` names (symbolic links followed), checked before the forecast runs: it
@@ -365,13 +395,9 @@ def _check_target(name, target):
     return real
 
 
-
-
-
-
 def _check_outputs(args):
     """`(output, plot)`: the files to write, checked now rather than after minutes of forecasting."""
-    output = Path(args.output).expanduser()
+    output = Path(args.output or "forecast.csv").expanduser()
     plot = Path(args.plot).expanduser() if args.plot else None
     if plot is not None and plot.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
         raise CliError(f"--plot {args.plot}: use a .png, .jpg, .pdf or .svg file name")
@@ -453,10 +479,12 @@ def run(args, stdout=None, stderr=None):
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     source = _source(args)
+    if _is_universe(args):
+        return run_universe(args, stdout, stderr)
+    for flag in ("series_per_chunk", "resume"):
+        if getattr(args, flag) not in (None, False):
+            raise CliError(f"--{flag.replace('_', '-')} needs --output-dir (a run over many series)")
     output, plot = _check_outputs(args)
-    if Path(source).expanduser().is_dir():
-        raise CliError(f"{source}: is a folder; a folder holds one series per file, and forecasting many series "
-                       "is not supported by this command yet")
     klines = read_source(args, stderr)
     frame, stamps = _single_series(klines, source)
     if args.lookback is not None and len(frame) < args.lookback:
@@ -482,6 +510,123 @@ def run(args, stdout=None, stderr=None):
     if plot is not None:
         print(f"wrote {plot}", file=stdout)
     return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# many series
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _is_universe(args):
+    """Many series: a long table (`--id-column`), a folder of files, or an explicit `--output-dir`."""
+    return args.id_column is not None or args.output_dir is not None or Path(_source(args)).expanduser().is_dir()
+
+
+def _check_universe_args(args):
+    """The output folder of a many-series run, checked before anything is read or written."""
+    source = _source(args)
+    if args.output_dir is None:
+        what = "a folder of series" if Path(source).expanduser().is_dir() else "--id-column"
+        raise CliError(f"{what} needs --output-dir DIR (forecasts of many series go to DIR/forecasts/*.parquet)")
+    if args.id_column is None and not Path(source).expanduser().is_dir():
+        raise CliError("--output-dir needs --id-column NAME (the column naming each row's series) or a folder of "
+                       "per-series files")
+    for flag in ("output", "plot"):
+        if getattr(args, flag) is not None:
+            raise CliError(f"--{flag} writes one series; with --output-dir the forecasts go to DIR/forecasts/")
+    output_dir = Path(args.output_dir).expanduser()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise CliError(f"--output-dir {args.output_dir}: exists and is not a directory")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not args.resume:
+        raise CliError(f"--output-dir {args.output_dir}: is not empty; pass --resume to continue the run it holds, "
+                       "or choose a new folder")
+    _check_target("--output-dir", output_dir / "run.json")
+    return output_dir
+
+
+def _prepare_output_dir(args, output_dir, id_column, state):
+    """Check a resumed run's settings, or start a new one: the folder and its `run.json` (main process only)."""
+    from .universe import ForecastSettings, check_resume, run_manifest, write_manifest
+
+    manifest = run_manifest(_source(args), id_column, ForecastSettings.from_args(args),
+                            args.series_per_chunk or DEFAULT_SERIES_PER_CHUNK, args.model, args.tokenizer, args.dtype)
+    if args.resume and output_dir.is_dir() and any(output_dir.iterdir()):
+        problem = check_resume(output_dir, manifest)
+        if problem is not None:
+            raise CliError(f"--resume: {problem}")
+        return
+    if state.is_main_process:
+        make_folders(output_dir)
+        write_manifest(output_dir, manifest)
+
+
+def _forecast_universe(forecaster, universe, output_dir, args, state, stderr):
+    """Forecast this process' share of the chunks not written yet."""
+    from tqdm.auto import tqdm
+
+    from .universe import ERROR_COLUMN, ForecastSettings, chunk_ids, done_parts, forecast_chunk, write_part
+
+    chunks = chunk_ids(universe.ids, args.series_per_chunk or DEFAULT_SERIES_PER_CHUNK)
+    done = done_parts(output_dir) if args.resume else set()
+    settings, seen = ForecastSettings.from_args(args), set()
+    with state.split_between_processes(list(range(len(chunks)))) as mine:
+        todo = [k for k in mine if k not in done]
+        if state.num_processes > 1:
+            print(f"kronos-forecast: process {state.process_index + 1} of {state.num_processes}: chunks "
+                  f"{', '.join(map(str, mine)) or 'none'} ({len(todo)} to do)", file=stderr)
+        total = sum(len(chunks[k]) for k in mine)
+        with tqdm(total=total, initial=total - sum(len(chunks[k]) for k in todo), unit="series",
+                  desc="Kronos universe", disable=not state.is_main_process, file=stderr) as bar:
+            for k in todo:
+                with reader_notes(stderr, seen):
+                    series, unreadable = universe.read(chunks[k])
+                rows, errors = forecast_chunk(forecaster, series, settings, universe.id_column)
+                if unreadable:
+                    errors = pd.concat([errors, pd.DataFrame({universe.id_column: list(unreadable),
+                                                              ERROR_COLUMN: list(unreadable.values())})])
+                write_part(output_dir, k, rows, errors)
+                bar.update(len(chunks[k]))
+
+
+def _open_universe(args, stderr):
+    """The universe's ids, with a long Parquet table's structure checked on its first chunk (before any output)."""
+    from .universe import UniverseSource
+
+    with reader_notes(stderr):
+        universe = UniverseSource(_source(args), args.id_column, args.timestamp_column, args.columns)
+        universe.read(universe.ids[: args.series_per_chunk or DEFAULT_SERIES_PER_CHUNK])
+    return universe
+
+
+def run_universe(args, stdout, stderr):
+    """`kronos-forecast --data ... --output-dir DIR`: every series, in chunks; returns the exit status (0 or 3)."""
+    from accelerate import PartialState
+
+    from .universe import merge_errors
+
+    output_dir = _check_universe_args(args)
+    universe = _open_universe(args, stderr)
+    device = _resolve_device(args.device)
+    # several CPU processes (launched by accelerate or torchrun) talk over gloo only when accelerate is told "cpu"
+    state = PartialState(cpu=device == "cpu")
+    if args.device == "auto" and state.num_processes > 1:
+        device = str(state.device)  # each process on its own accelerator
+    forecaster, is_demo = load_forecaster(args.model, args.tokenizer, device, args.dtype)
+    if is_demo and state.is_main_process:
+        print(DEMO_NOTICE, file=stderr)
+    _prepare_output_dir(args, output_dir, universe.id_column, state)
+    state.wait_for_everyone()
+    _forecast_universe(forecaster, universe, output_dir, args, state, stderr)
+    state.wait_for_everyone()
+    count = len(universe.ids)
+    if state.is_main_process:
+        errors = merge_errors(output_dir, universe.id_column)
+        print(f"wrote {output_dir / 'forecasts'} ({count - len(errors)} of {count} series)" + (
+            f"; {len(errors)} could not be forecast, see {output_dir / 'errors.csv'}" if len(errors) else ""),
+            file=stdout)
+        return 3 if len(errors) else 0
+    # the main process reports for all: a launcher (torchrun) stops the others once one exits with a non-zero status
+    return 0
 
 
 def _sample_paths(forecaster, context, context_stamps, future, args):
@@ -512,7 +657,7 @@ def main(argv=None):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        run(args)
+        result = run(args)
     except CliError as err:
         print(f"kronos-forecast: error: {one_line(err)}", file=sys.stderr)
         return 2
@@ -525,7 +670,7 @@ def main(argv=None):
         print(f"kronos-forecast: error: {type(err).__name__}: {one_line(err)} (set KRONOS_DEBUG=1 for a traceback)",
               file=sys.stderr)
         return 1
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -425,7 +425,8 @@ def _overrides(columns):
     if columns is None:
         return {}
     if not isinstance(columns, Mapping):
-        raise TypeError(f"`columns` must map fields to column names, e.g. {{'close': 'Last'}}, got {type(columns).__name__}")
+        raise TypeError(f"`columns` must map fields to column names, e.g. {{'close': 'Last'}}, got "
+                        f"{type(columns).__name__}")
     unknown = [f for f in columns if f not in FIELDS]
     if unknown:
         _fail("", f"--columns: unknown field(s) {', '.join(map(str, unknown))}; the fields are {', '.join(FIELDS)}")
@@ -434,7 +435,8 @@ def _overrides(columns):
     return dict(columns)
 
 
-def _folder_files(folder):
+def kline_files(folder) -> list:
+    """The `.csv`, `.parquet` and `.pq` files of a folder of per-series files, sorted; their stems are the ids."""
     files = sorted(p for p in Path(folder).iterdir()
                    if p.is_file() and p.suffix.lower() in FILE_SUFFIXES and not p.name.startswith("."))
     if not files:
@@ -450,9 +452,9 @@ def read_klines(source, *, id_column=None, timestamp_column=None, columns=None):
     Read K-lines from a file, a folder of files or a DataFrame into the standard layout.
 
     Args:
-        source (`str`, `os.PathLike` or `pd.DataFrame`): A `.csv`, `.parquet` or `.pq` file, a folder of them (one
-            series per file, its id the file name without the extension), or a frame (its DatetimeIndex, if any,
-            counts as a column).
+        source (`str`, `os.PathLike`, `list` of them, or `pd.DataFrame`): A `.csv`, `.parquet` or `.pq` file, a
+            folder of them (one series per file, its id the file name without the extension), a list of such files
+            (read as a folder holding only them), or a frame (its DatetimeIndex, if any, counts as a column).
         id_column (`str`, *optional*): The column naming each row's series, for long tables of many series. Kept under
             this name. For a folder, the column to hold the file names (default `series_id`); a file that has the
             column keeps its own values.
@@ -473,16 +475,25 @@ def read_klines(source, *, id_column=None, timestamp_column=None, columns=None):
     overrides = _overrides(columns)
     if isinstance(source, pd.DataFrame):
         return _klines_of(source.copy(), id_column, timestamp_column, overrides, "")
+    if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
+        return _read_files([Path(s).expanduser() for s in source], id_column, timestamp_column, overrides)
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"`source` must be a path or a pandas DataFrame, got {type(source).__name__}")
+        raise TypeError(f"`source` must be a path, a list of paths or a pandas DataFrame, got {type(source).__name__}")
     path = Path(source).expanduser()
     if not path.exists():
         _fail(str(source), "no such file or directory")
     if not path.is_dir():
         return _klines_of(_read_file(path, str(source)), id_column, timestamp_column, overrides, str(source))
+    return _read_files(kline_files(path), id_column, timestamp_column, overrides)
+
+
+def _read_files(files, id_column, timestamp_column, overrides):
+    """Per-series files, each one series named by its file's stem (or by its own id column)."""
     name = id_column or DEFAULT_ID_COLUMN
     parts = []
-    for file in _folder_files(path):
+    for file in files:
+        if not file.is_file():
+            _fail(str(file), "no such file")
         frame = _read_file(file, str(file))
         has_ids = any(_normalise(c) == _normalise(name) for c in map(str, frame.columns))
         klines = _klines_of(frame, name if has_ids else None, timestamp_column, overrides, str(file))
@@ -549,4 +560,4 @@ def check_series(frame, min_length=1):
     return values, stamps
 
 
-__all__ = ["KlineReadError", "KlineReadWarning", "check_series", "parse_timestamps", "read_klines"]
+__all__ = ["KlineReadError", "KlineReadWarning", "check_series", "kline_files", "parse_timestamps", "read_klines"]
