@@ -26,15 +26,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .modeling_kronos import (
-    KronosDirectSteps,
-    KronosForTokenPrediction,
-    KronosTokenizerModel,
-    _check_count,
-    _check_device,
-    _plain_placement,
-    check_sampling,
-)
+from .fast_decoding import KronosFastSteps
+from .generation_kronos import check_sampling
+from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
+from .utils import check_count, check_device, default_device
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VOLUME_COLUMN = "volume"
@@ -185,16 +180,16 @@ def _check_increasing(index, name):
 
 
 def _check_pred_len(pred_len):
-    return _check_count("pred_len", pred_len)
+    return check_count("pred_len", pred_len)
 
 
 def _check_sampling(T, top_k, top_p, sample_count):
     """Validate the sampling controls and return them normalised (`top_k=None` → 0, `top_p=None` → 1.0)."""
     T, top_k, top_p = check_sampling(T, top_k, top_p, temperature_name="T")
-    return T, top_k, top_p, _check_count("sample_count", sample_count)
+    return T, top_k, top_p, check_count("sample_count", sample_count)
 
 
-def _check_batch_size(batch_size):
+def check_batch_size(batch_size):
     if batch_size is None:
         return None
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
@@ -320,15 +315,6 @@ class _Series:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _default_device():
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def _is_dispatched(module):
     return getattr(module, "hf_device_map", None) is not None
 
@@ -366,8 +352,9 @@ class KronosForecaster:
         clip (`float`, defaults to 5): Normalised inputs are clipped to `[-clip, clip]`.
 
     Both models are put in eval mode (upstream's predictor leaves them as they are, so dropout stays active in a
-    freshly built upstream model). On CPU, plain models (one dtype, no hooks or adapters) have their weights packed
-    with [`KronosPreTrainedModel.pack_weights`] for faster decoding: the same parameters and values, in new memory.
+    freshly built upstream model). Plain float32 models on CPU (no hooks or adapters) decode with
+    [`fast_decoding.KronosFastSteps`], the same arithmetic without module calls and with few-row products split over
+    the CPU's threads; every other model goes through its modules.
     """
 
     price_cols = list(PRICE_COLUMNS)
@@ -408,21 +395,15 @@ class KronosForecaster:
         self.max_context = int(max_context)
         self.clip = clip
         if device is None:
-            device = _input_device(model) if _is_dispatched(model) else _default_device()
+            device = _input_device(model) if _is_dispatched(model) else default_device()
         else:
-            _check_device(device, "`device`")
+            check_device(device, "`device`")
         self.device = torch.device(device)
         for module in (self.model, self.tokenizer):
             if not _is_dispatched(module):  # accelerate's hooks place the inputs of a dispatched model
                 module.to(self.device)
         self.model.eval()
         self.tokenizer.eval()
-        if self.device.type == "cpu":
-            # weights out of the file mapping, aligned, with stacked projections: forecasts ~7% faster
-            if KronosDirectSteps.supports(self.model) and self.model._packing_obstacle() is None:
-                self.model.pack_weights()
-            if _plain_placement(self.tokenizer) and self.tokenizer._packing_obstacle() is None:
-                self.tokenizer.pack_weights()
 
     @classmethod
     def from_pretrained(cls, model_id_or_path, tokenizer_id_or_path, device=None, max_context=None, clip=5, **load_kwargs):
@@ -567,6 +548,7 @@ class KronosForecaster:
                 sliding=sliding,
                 generator=generator,
                 progress=lambda step: bar.update(1),
+                steps=KronosFastSteps if KronosFastSteps.supports(self.model) else None,
             )
             # decode the last window, as upstream: the tokenizer's decoder is causal, so the forecast rows depend on
             # the context tokens before them in the window (a forecast longer than the window decodes all of it)
@@ -642,7 +624,7 @@ class KronosForecaster:
             `(sample_count, pred_len, 6)` in the columns' order.
         """
         T, top_k, top_p, sample_count = _check_sampling(T, top_k, top_p, sample_count)
-        batch_size = _check_batch_size(batch_size)
+        batch_size = check_batch_size(batch_size)
         series, pred_len = self._prepare(df, x_timestamp, y_timestamp, pred_len)
         paths = self._generate(
             [series], pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator, batch_size
@@ -701,7 +683,7 @@ class KronosForecaster:
                 raise ValueError(f"`{name}` has {len(value)} entries but `df_list` has {count}")
             lists[name] = value
         T, top_k, top_p, sample_count = _check_sampling(T, top_k, top_p, sample_count)
-        batch_size = _check_batch_size(batch_size)
+        batch_size = check_batch_size(batch_size)
         series = []
         lengths = set()
         for i, (df, x_ts, y_ts) in enumerate(zip(df_list, lists["x_timestamp_list"], lists["y_timestamp_list"])):

@@ -18,7 +18,7 @@ converted), since Kronos' "tokenizer" is a network of its own rather than a text
 import pandas as pd
 from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
 
-from .forecasting import KronosForecaster, _check_batch_size
+from .forecasting import KronosForecaster, check_batch_size
 from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 
 TASK = "kline-forecasting"
@@ -77,7 +77,7 @@ class KlineForecastingPipeline(Pipeline):
         if batch_size is None:
             batch_size = self._batch_size
         if batch_size is not None:
-            _check_batch_size(batch_size)
+            check_batch_size(batch_size)
         if isinstance(inputs, (list, tuple)) and not inputs:
             return []
         if batch_size in (None, 1) or not isinstance(inputs, (list, tuple)):
