@@ -22,7 +22,7 @@ from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS, random_stamp, r
 from transformers import AutoModel
 
 from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerConfig, KronosTokenizerModel
-from transformers_kronos.modeling_kronos import _execution_device
+from transformers_kronos.utils import execution_device as _execution_device
 
 ATOL = 1e-5
 # a few blocks, so that there is something to split across devices
@@ -349,14 +349,14 @@ def test_lean_half_precision_load_equals_transformers_path(checkpoints, kind, fm
     from transformers_kronos import modeling_kronos
 
     taken = []
-    original = modeling_kronos._open_for_half_precision
+    original = modeling_kronos.open_for_half_precision
 
     def spy(*args):
         result = original(*args)
         taken.append(result is not None)
         return result
 
-    monkeypatch.setattr(modeling_kronos, "_open_for_half_precision", spy)
+    monkeypatch.setattr(modeling_kronos, "open_for_half_precision", spy)
     path = checkpoints[kind, fmt]
     lean = CLASSES[kind].from_pretrained(path, dtype=torch.bfloat16)
     assert taken == [True]

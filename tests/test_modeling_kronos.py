@@ -769,3 +769,83 @@ def test_unknown_upstream_config_keys_are_warned_about(upstream_checkpoint, tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # the file as upstream writes it, and a transformers override
         KronosForTokenPrediction.from_pretrained(path, attn_implementation="eager")
+
+
+# ------------------------------------------------------------------------------------------------- transformers conventions
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_prompt_then_cached_steps_equal_one_full_pass(padded):
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS["tiny"]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, batch=2, length=10)
+    mask = torch.ones_like(s1)
+    if padded:
+        mask[0, :3] = 0
+    mask_arg = mask if padded else None
+    with torch.no_grad():
+        full = model(s1, s2, stamp, attention_mask=mask_arg, use_teacher_forcing=True, s1_targets=s1)
+        out = model(s1[:, :6], s2[:, :6], stamp[:, :6], attention_mask=mask[:, :6] if padded else None, use_cache=True,
+                    use_teacher_forcing=True, s1_targets=s1[:, :6])  # fmt: skip
+        s1_logits, context = [out.s1_logits], [out.context]
+        for i in range(6, 10):
+            step = model(s1[:, i : i + 1], s2[:, i : i + 1], stamp[:, i : i + 1], cache=out.cache,
+                         attention_mask=mask[:, : i + 1] if padded else None, use_teacher_forcing=True,
+                         s1_targets=s1[:, i : i + 1])  # fmt: skip
+            assert step.cache is out.cache and out.cache.get_seq_length() == i + 1
+            s1_logits.append(step.s1_logits)
+            context.append(step.context)
+    # the same arithmetic over fewer keys per product: float32 rounding apart (measured 1.7e-6)
+    torch.testing.assert_close(torch.cat(s1_logits, 1), full.s1_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cat(context, 1), full.context, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="one position per step"):
+        model(s1[:, :2], s2[:, :2], stamp[:, :2], cache=out.cache)
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_output_attentions_gives_one_map_per_block(implementation):
+    config = TINY_MODEL_CONFIGS["tiny"]
+    model = KronosForTokenPrediction(KronosConfig(**config, attn_implementation=implementation)).eval()
+    s1, s2, stamp = inputs_for(config, batch=2, length=7)
+    with torch.no_grad():
+        out = model(s1, s2, stamp, output_attentions=True, use_teacher_forcing=True, s1_targets=s1)
+        plain = model(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
+    assert plain.attentions is None and len(out.attentions) == config["n_layers"]
+    for weights in out.attentions:
+        assert weights.shape == (2, config["n_heads"], 7, 7)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(2, config["n_heads"], 7))
+        assert torch.equal(weights.triu(1), torch.zeros_like(weights))  # causal
+    torch.testing.assert_close(out.s1_logits, plain.s1_logits, atol=ATOL, rtol=0)
+
+
+def test_compiles_with_fullgraph():
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS["tiny"]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, batch=2, length=8)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    with torch.no_grad():
+        got = compiled(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
+        expected = model(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
+    torch.testing.assert_close(got.s2_logits, expected.s2_logits, atol=ATOL, rtol=0)
+    with pytest.raises(ValueError, match="ids outside"):  # eager keeps its checks
+        model(s1 + 10_000, s2, stamp)
+
+
+def test_exports_with_dynamic_batch_and_length():
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS["tiny"]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, batch=2, length=8)
+    batch, length = torch.export.Dim("batch", min=1, max=64), torch.export.Dim("length", min=2, max=512)
+    shapes = {"s1_ids": {0: batch, 1: length}, "s2_ids": {0: batch, 1: length}, "stamp": {0: batch, 1: length},
+              "s1_targets": {0: batch, 1: length}}  # fmt: skip
+    kwargs = dict(stamp=stamp, use_teacher_forcing=True, s1_targets=s1)
+    exported = torch.export.export(model, (s1, s2), kwargs, dynamic_shapes={**shapes, "use_teacher_forcing": None})
+    s1, s2, stamp = inputs_for(config, batch=3, length=11, seed=1)
+    with torch.no_grad():
+        got = exported.module()(s1, s2, stamp=stamp, use_teacher_forcing=True, s1_targets=s1)
+        expected = model(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
+    torch.testing.assert_close(got["s1_logits"], expected.s1_logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got["s2_logits"], expected.s2_logits, atol=ATOL, rtol=0)
