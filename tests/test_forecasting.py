@@ -313,6 +313,47 @@ def test_seeded_runs_are_reproducible(forecaster):
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_one_generator_per_series(forecaster):
+    """
+    With a list of generators, a series' sampled paths come from its own generator alone: the same whatever shares
+    its batch, in which position, or split into passes, and a one-element list draws as the bare generator does.
+    """
+    a, b, c = (split(*make_klines(36, seed=s), 32, 4) for s in (11, 12, 13))
+
+    def paths(series, seeds, **kwargs):
+        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        return forecaster.predict_batch(
+            [s[0] for s in series], [s[1] for s in series], [s[2] for s in series], sample_count=3, verbose=False,
+            return_samples=True, generator=generators, **kwargs,
+        )[1]
+
+    alone = forecaster.predict(*a, sample_count=3, verbose=False, return_samples=True,
+                               generator=torch.Generator().manual_seed(1))[1]  # fmt: skip
+    np.testing.assert_array_equal(paths([a], [1])[0], alone)
+    # equal lengths, so no padding: the arithmetic of each row is the same and the equality exact
+    for series, seeds, index in (([a, b], [1, 2], 0), ([c, a], [3, 1], 1), ([b, c, a], [2, 3, 1], 2)):
+        np.testing.assert_array_equal(paths(series, seeds)[index], alone)
+    np.testing.assert_array_equal(paths([b, a, c], [2, 1, 3], batch_size=3)[1], alone)
+    # a single generator for the whole batch draws the series' paths together: another stream than the list's
+    shared = forecaster.predict_batch([a[0], b[0]], [a[1], b[1]], [a[2], b[2]], sample_count=3, verbose=False,
+                                      return_samples=True, generator=torch.Generator().manual_seed(1))[1]  # fmt: skip
+    assert not np.array_equal(shared[1], paths([a, b], [1, 1])[1])
+
+
+@pytest.mark.parametrize(
+    "generator,error,match",
+    [
+        ([torch.Generator()], ValueError, "holds 1 generators but there are 2 series"),
+        ([torch.Generator(), 7], TypeError, "a list holding int"),
+        ({"a": 1}, TypeError, "got dict"),
+    ],
+)
+def test_bad_generator_lists(forecaster, generator, error, match):
+    a, b = (split(*make_klines(20, seed=s), 16, 4) for s in (1, 2))
+    with pytest.raises(error, match=match):
+        forecaster.predict_batch([a[0], b[0]], [a[1], b[1]], [a[2], b[2]], verbose=False, generator=generator)
+
+
 def test_temperature_divides_the_logits():
     """Sampling at temperature T draws from softmax(logits / T), with the generator's numbers in upstream's order."""
     logits = torch.tensor([[2.0, 1.0, 0.5, -1.0], [0.0, 3.0, 1.0, 2.0]])

@@ -20,12 +20,13 @@ import math
 import os
 import re
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .io_utils import make_folders, one_line, remove_folders, temporary_sibling
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 OPTIONAL_COLUMNS = ("volume", "amount")
@@ -177,7 +178,7 @@ def read_kline_csv(path):
     except pd.errors.EmptyDataError:
         raise CliError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise CliError(f"{path}: not a readable CSV file ({_one_line(err)})") from None
+        raise CliError(f"{path}: not a readable CSV file ({one_line(err)})") from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     repeated = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
     if repeated:
@@ -314,7 +315,7 @@ def infer_future_timestamps(timestamps, pred_len):
     try:
         return infer(pd.DatetimeIndex(timestamps), pred_len)
     except ValueError as err:
-        raise CliError(_one_line(err).replace("; pass `y_timestamp`", "")) from None
+        raise CliError(one_line(err).replace("; pass `y_timestamp`", "")) from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -331,7 +332,7 @@ def _resolve_device(name):
     try:
         check_device(name, "--device")
     except ValueError as err:
-        raise CliError(_one_line(err)) from None
+        raise CliError(one_line(err)) from None
     return name
 
 
@@ -395,7 +396,7 @@ def load_forecaster(model, tokenizer, device, dtype):
             try:
                 network, info = cls.from_pretrained(source, dtype=torch_dtype, output_loading_info=True)
             except (OSError, ValueError, TypeError, KeyError) as err:
-                raise CliError(f"could not load {flag} {source}: {_one_line(err)}") from None
+                raise CliError(f"could not load {flag} {source}: {one_line(err)}") from None
             missing = info.get("missing_keys") or []
             if missing:
                 kind = "predictor" if cls is KronosForTokenPrediction else "tokenizer"
@@ -407,7 +408,7 @@ def load_forecaster(model, tokenizer, device, dtype):
     try:
         forecaster = KronosForecaster(loaded[0], loaded[1], device=device)
     except (ValueError, TypeError) as err:
-        raise CliError(f"--model {model} and --tokenizer {tokenizer} do not work together: {_one_line(err)}") from None
+        raise CliError(f"--model {model} and --tokenizer {tokenizer} do not work together: {one_line(err)}") from None
     return forecaster, False
 
 
@@ -440,11 +441,6 @@ def forecast_frame(samples, columns, future, quantile_levels):
     return out
 
 
-def _one_line(err):
-    text = " ".join(str(err).split())
-    return text if text else type(err).__name__
-
-
 def _check_target(name, target):
     """
     The file that `--output`/`--plot` `target` names (symbolic links followed), checked before the forecast runs: it
@@ -463,24 +459,6 @@ def _check_target(name, target):
     if not os.access(folder, os.W_OK | os.X_OK):
         raise CliError(f"{name} {target}: {folder} is not writable")
     return real
-
-
-def _make_folders(folder, created):
-    """Make `folder` and its missing parents, appending each one made to `created` (outermost first)."""
-    missing = [p for p in (*reversed(folder.parents), folder) if not p.exists()]
-    for path in missing:
-        path.mkdir()
-        created.append(path)
-
-
-def _temporary_sibling(target):
-    """An empty temporary file next to `target`, in the same folder so that it can replace `target` atomically."""
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)  # mkstemp makes private files; the output is an ordinary one
-    return Path(name)
 
 
 def run(args, stdout=None, stderr=None):
@@ -530,9 +508,9 @@ def run(args, stdout=None, stderr=None):
             warnings.simplefilter("always", UserWarning)
             samples = _sample_paths(forecaster, context, context_stamps, future, args)
     except (ValueError, TypeError) as err:  # the forecaster's own input checks
-        raise CliError(f"{args.csv}: {_one_line(err)}") from None
+        raise CliError(f"{args.csv}: {one_line(err)}") from None
     for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
-        print(f"kronos-forecast: warning: {args.csv}: {_one_line(message)}", file=stderr)
+        print(f"kronos-forecast: warning: {args.csv}: {one_line(message)}", file=stderr)
     columns = list(context.columns)
     result = forecast_frame(samples, columns, future, args.quantiles)
 
@@ -542,8 +520,8 @@ def run(args, stdout=None, stderr=None):
     try:
         for final in (output, plot):
             if final is not None:
-                _make_folders(final.parent, created)
-        tmp_csv = _temporary_sibling(output)
+                created += make_folders(final.parent)
+        tmp_csv = temporary_sibling(output)
         written.append(tmp_csv)
         result.to_csv(tmp_csv, index=False, float_format="%.8g")
         tmp_plot = None
@@ -555,7 +533,7 @@ def run(args, stdout=None, stderr=None):
                 f"{Path(args.csv).name}: {args.pred_len}-candle forecast, {args.samples} sample paths"
                 + (" (DEMO model trained on synthetic data, not a pretrained Kronos)" if is_demo else "")
             )
-            tmp_plot = _temporary_sibling(plot)
+            tmp_plot = temporary_sibling(plot)
             written.append(tmp_plot)
             plot_forecast(history, result, samples=samples[:, :, columns.index("close")], title=title, path=tmp_plot)
         os.replace(tmp_csv, output)
@@ -565,16 +543,12 @@ def run(args, stdout=None, stderr=None):
         done = True
     except OSError as err:  # the temporary names mean nothing to the user
         raise CliError(f"could not write {output if plot is None else f'{output} and {plot}'}: "
-                       f"{err.strerror or _one_line(err)}") from None
+                       f"{err.strerror or one_line(err)}") from None
     finally:
         for leftover in written:
             leftover.unlink(missing_ok=True)
         if not done:
-            for folder in reversed(created):
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
+            remove_folders(created)
 
     print(f"wrote {output} ({len(result)} candles: mean" + (
         f" and quantiles {', '.join(repr(q) for q in args.quantiles)})" if args.quantiles else ")"), file=stdout)
@@ -613,7 +587,7 @@ def main(argv=None):
         args = parser.parse_args(argv)
         run(args)
     except CliError as err:
-        print(f"kronos-forecast: error: {_one_line(err)}", file=sys.stderr)
+        print(f"kronos-forecast: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kronos-forecast: interrupted", file=sys.stderr)
@@ -621,7 +595,7 @@ def main(argv=None):
     except Exception as err:  # noqa: BLE001 - a command line tool reports, it does not dump tracebacks
         if os.environ.get("KRONOS_DEBUG"):
             raise
-        print(f"kronos-forecast: error: {type(err).__name__}: {_one_line(err)} (set KRONOS_DEBUG=1 for a traceback)",
+        print(f"kronos-forecast: error: {type(err).__name__}: {one_line(err)} (set KRONOS_DEBUG=1 for a traceback)",
               file=sys.stderr)
         return 1
     return 0

@@ -26,6 +26,8 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from collections.abc import Sequence
+from typing import Optional, Union
 
 import torch
 
@@ -37,6 +39,7 @@ from .configuration_kronos import (
     KronosTokenizerConfig,
     detect_config,
 )
+from .io_utils import atomic_directory, one_line
 from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 
 CONFIG_NAME = "config.json"
@@ -83,7 +86,9 @@ def _looks_like_repo_id(name):
     return name.count("/") == 1
 
 
-def resolve_source(src, revision=None, cache_dir=None):
+def resolve_source(
+    src: Union[str, os.PathLike], revision: Optional[str] = None, cache_dir: Optional[str] = None
+) -> tuple[str, Optional[str]]:
     """
     Return `(local_dir, repo_id)` for a checkpoint given as a local directory or a Hub repo id.
 
@@ -120,11 +125,11 @@ def resolve_source(src, revision=None, cache_dir=None):
             "(offline, or no network) nor found in the local cache"
         ) from None
     except (HfHubHTTPError, OSError) as err:
-        raise ValueError(f"could not fetch {src!r} from the Hub: {_one_line(err)}") from None
+        raise ValueError(f"could not fetch {src!r} from the Hub: {one_line(err)}") from None
     return local_dir, src
 
 
-def read_source_config(local_dir):
+def read_source_config(local_dir: Union[str, os.PathLike]) -> dict:
     """The `config.json` of a checkpoint directory, as a dictionary."""
     path = os.path.join(local_dir, CONFIG_NAME)
     if not os.path.isfile(path):
@@ -139,7 +144,9 @@ def read_source_config(local_dir):
     return raw
 
 
-def load_source_state_dict(local_dir, allow_pickle=False):
+def load_source_state_dict(
+    local_dir: Union[str, os.PathLike], allow_pickle: bool = False
+) -> tuple[dict[str, torch.Tensor], str]:
     """
     The weights of a checkpoint directory: `model.safetensors`, or a pickled `pytorch_model.bin` when
     `allow_pickle=True` (read with `torch.load(..., weights_only=True)`, which runs no arbitrary code).
@@ -153,7 +160,7 @@ def load_source_state_dict(local_dir, allow_pickle=False):
         try:
             state_dict = load_file(safe_path)
         except (SafetensorError, OSError) as err:
-            raise ValueError(f"{safe_path} is truncated or corrupt: {_one_line(err)}") from None
+            raise ValueError(f"{safe_path} is truncated or corrupt: {one_line(err)}") from None
         source = SAFE_WEIGHTS_NAME
     elif os.path.isfile(pickle_path):
         if not allow_pickle:
@@ -164,7 +171,7 @@ def load_source_state_dict(local_dir, allow_pickle=False):
         try:
             state_dict = torch.load(pickle_path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises several types for corrupt or unsafe pickles
-            raise ValueError(f"{pickle_path} could not be read safely: {_one_line(err)}") from None
+            raise ValueError(f"{pickle_path} could not be read safely: {one_line(err)}") from None
         source = PICKLE_WEIGHTS_NAME
         if not isinstance(state_dict, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
@@ -177,7 +184,9 @@ def load_source_state_dict(local_dir, allow_pickle=False):
     return state_dict, source
 
 
-def check_state_dict(model, state_dict, source=SAFE_WEIGHTS_NAME):
+def check_state_dict(
+    model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str = SAFE_WEIGHTS_NAME
+) -> dict[str, torch.Tensor]:
     """
     Raise `ValueError` unless `state_dict` holds exactly the weights `model` expects, with the shapes its config
     implies (upstream's persisted rotary frequencies excepted: they are rebuilt, not loaded), and all of them finite.
@@ -227,7 +236,7 @@ def _stored_dtype(state_dict):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def published_name(kind, config, repo_id=None):
+def published_name(kind: str, config, repo_id: Optional[str] = None) -> Optional[str]:
     """The published checkpoint a config corresponds to (e.g. `"Kronos-mini"`), or `None`."""
     if repo_id is not None and repo_id.split("/")[0] == "NeoQuasar":
         return repo_id.split("/")[1]
@@ -255,7 +264,15 @@ def _pairing(kind, name):
     )
 
 
-def model_card(kind, config, dtype, repo_id=None, target=None, source_dtype=None, kept=()):
+def model_card(
+    kind: str,
+    config,
+    dtype: torch.dtype,
+    repo_id: Optional[str] = None,
+    target: Optional[str] = None,
+    source_dtype: Optional[torch.dtype] = None,
+    kept: Sequence[str] = (),
+) -> str:
     """The `README.md` of a converted checkpoint (YAML metadata, provenance, pairing, usage)."""
     name = published_name(kind, config, repo_id)
     source = repo_id or "a local upstream checkpoint"
@@ -384,7 +401,15 @@ def _compare(name, ours, theirs, report):
 
 
 @torch.no_grad()
-def verify_checkpoint(converted_dir, kind, config, state_dict, seed=0, batch_size=2, seq_len=24):
+def verify_checkpoint(
+    converted_dir: Union[str, os.PathLike],
+    kind: str,
+    config,
+    state_dict: dict[str, torch.Tensor],
+    seed: int = 0,
+    batch_size: int = 2,
+    seq_len: int = 24,
+) -> dict:
     """
     Load `converted_dir` with transformers and compare it with upstream's network holding the same weights on random
     inputs: logits and reconstructions to 1e-5 in float32, token ids exactly.
@@ -440,10 +465,6 @@ def verify_checkpoint(converted_dir, kind, config, state_dict, seed=0, batch_siz
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _one_line(err):
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 def _resolve_dtype(dtype):
     if dtype is None or isinstance(dtype, torch.dtype):
         if dtype is not None and dtype not in DTYPES.values():
@@ -452,16 +473,6 @@ def _resolve_dtype(dtype):
     if isinstance(dtype, str) and dtype.replace("torch.", "") in DTYPES:
         return DTYPES[dtype.replace("torch.", "")]
     raise ValueError(f"`dtype` must be one of {sorted(DTYPES)}, got {dtype!r}")
-
-
-def _make_readable(directory):
-    """Give the temporary directory and its files the permissions a plain `mkdir` / `open` would have."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(directory, 0o777 & ~umask)
-    for path in Path(directory).iterdir():
-        if path.is_file():
-            os.chmod(path, 0o666 & ~umask)
 
 
 def _check_push_target(push_to_hub):
@@ -475,7 +486,7 @@ def _check_push_target(push_to_hub):
     try:
         validate_repo_id(push_to_hub)
     except HFValidationError as err:
-        raise ValueError(f"`push_to_hub` is not a valid repo id: {_one_line(err)}") from None
+        raise ValueError(f"`push_to_hub` is not a valid repo id: {one_line(err)}") from None
     if constants.HF_HUB_OFFLINE:
         raise ValueError("cannot push to the Hub with HF_HUB_OFFLINE set")
 
@@ -498,19 +509,85 @@ def _check_replaceable(dst):
         ) from None
 
 
+def _check_arguments(dst, max_context, verify, force, push_to_hub):
+    """The checks that need no source: the destination as an absolute path, refused if it exists without `force`."""
+    if verify:
+        _import_upstream()  # fail before converting, not after
+    if max_context is not None and (isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 1):
+        raise ValueError(f"`max_context` must be a positive integer, got {max_context!r}")
+    _check_push_target(push_to_hub)
+    if not isinstance(dst, (str, os.PathLike)) or not str(dst).strip():
+        raise ValueError(f"the output must be a directory path, got {dst!r}")
+    dst = Path(dst).absolute()
+    if (dst.exists() or dst.is_symlink()) and not force:
+        raise ValueError(f"the output {str(dst)!r} already exists; pass --force / force=True to replace it")
+    return dst
+
+
+def _check_source_and_destination(local_dir, dst):
+    source_dir = Path(local_dir).resolve()
+    if source_dir == dst.resolve():
+        raise ValueError("the output directory must differ from the checkpoint directory")
+    if dst.resolve() in source_dir.parents:
+        raise ValueError("the output directory must not contain the checkpoint directory (it would be replaced)")
+    if dst.exists() or dst.is_symlink():
+        _check_replaceable(dst)
+
+
+def _load_source_model(local_dir, kind, max_context, allow_pickle):
+    """The source checkpoint as one of our models in eval mode: `(kind, config, model, source file, stored dtype)`."""
+    kind, config = detect_config(read_source_config(local_dir), kind)
+    if max_context is not None:
+        if kind == "tokenizer":
+            raise ValueError("`max_context` applies to the predictor only, but the checkpoint is a tokenizer")
+        config.max_context = max_context
+    state_dict, source = load_source_state_dict(local_dir, allow_pickle=allow_pickle)
+    model = (KronosTokenizerModel if kind == "tokenizer" else KronosForTokenPrediction)(config)
+    weights = check_state_dict(model, state_dict, source)
+    model.load_state_dict(weights, strict=True)
+    return kind, config, model.eval(), source, _stored_dtype(weights)
+
+
+def _warn_short_mini_context(kind, name, config, max_context):
+    if kind == "model" and max_context is None and name == "Kronos-mini" and config.max_context < 2048:
+        warnings.warn(
+            f"Kronos-mini was trained with a 2048-candle context but max_context is {config.max_context}; "
+            "pass --max-context 2048 (max_context=2048) to use all of it",
+            ConversionNote,
+            stacklevel=3,
+        )
+
+
+def _save_in_dtype(model, folder, dtype):
+    """
+    Save `model` into `folder` as transformers holds it in memory for `dtype`: a half-precision checkpoint is the
+    float32 one loaded with `dtype=`, so the model's own rules apply (modules kept in float32 stay float32).
+    Returns the tensors written.
+    """
+    from safetensors.torch import load_file
+
+    if dtype != torch.float32:
+        scratch = Path(tempfile.mkdtemp(prefix=".float32-", dir=folder))
+        model.save_pretrained(scratch, save_original_format=False)
+        model = type(model).from_pretrained(scratch, dtype=dtype)
+        shutil.rmtree(scratch)
+    model.save_pretrained(folder, save_original_format=False)
+    return load_file(Path(folder) / SAFE_WEIGHTS_NAME)
+
+
 def convert_checkpoint(
-    src,
-    dst,
-    kind="auto",
-    max_context=None,
-    dtype=None,
-    verify=False,
-    force=False,
-    allow_pickle=False,
-    push_to_hub=None,
-    revision=None,
-    cache_dir=None,
-):
+    src: Union[str, os.PathLike],
+    dst: Union[str, os.PathLike],
+    kind: str = "auto",
+    max_context: Optional[int] = None,
+    dtype: Optional[Union[str, torch.dtype]] = None,
+    verify: bool = False,
+    force: bool = False,
+    allow_pickle: bool = False,
+    push_to_hub: Optional[str] = None,
+    revision: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+) -> dict:
     """
     Convert an upstream Kronos checkpoint into a transformers checkpoint.
 
@@ -537,91 +614,25 @@ def convert_checkpoint(
         (the published checkpoint it matches, or `None`) and `verification` (the differences measured, or `None`).
     """
     dtype = _resolve_dtype(dtype)
-    if verify:
-        _import_upstream()  # fail before converting, not after
-    if max_context is not None and (isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 1):
-        raise ValueError(f"`max_context` must be a positive integer, got {max_context!r}")
-    _check_push_target(push_to_hub)
-    if not isinstance(dst, (str, os.PathLike)) or not str(dst).strip():
-        raise ValueError(f"the output must be a directory path, got {dst!r}")
-    dst = Path(dst).absolute()
-    if dst.exists() or dst.is_symlink():
-        if not force:
-            raise ValueError(f"the output {str(dst)!r} already exists; pass --force / force=True to replace it")
-
+    dst = _check_arguments(dst, max_context, verify, force, push_to_hub)
     local_dir, repo_id = resolve_source(src, revision=revision, cache_dir=cache_dir)
-    source_dir = Path(local_dir).resolve()
-    if source_dir == dst.resolve():
-        raise ValueError("the output directory must differ from the checkpoint directory")
-    if dst.resolve() in source_dir.parents:
-        raise ValueError("the output directory must not contain the checkpoint directory (it would be replaced)")
-    if dst.exists() or dst.is_symlink():
-        _check_replaceable(dst)
-    raw = read_source_config(local_dir)
-    kind, config = detect_config(raw, kind)
-    if max_context is not None:
-        if kind == "tokenizer":
-            raise ValueError("`max_context` applies to the predictor only, but the checkpoint is a tokenizer")
-        config.max_context = max_context
-    state_dict, source = load_source_state_dict(local_dir, allow_pickle=allow_pickle)
-
-    model_cls = KronosTokenizerModel if kind == "tokenizer" else KronosForTokenPrediction
-    model = model_cls(config)
-    weights = check_state_dict(model, state_dict, source)
-    stored = _stored_dtype(weights)
+    _check_source_and_destination(local_dir, dst)
+    kind, config, model, source, stored = _load_source_model(local_dir, kind, max_context, allow_pickle)
     target_dtype = dtype or stored
-    model.load_state_dict(weights, strict=True)
-    model.eval()
-
     name = published_name(kind, config, repo_id)
-    if kind == "model" and max_context is None and name == "Kronos-mini" and config.max_context < 2048:
-        warnings.warn(
-            f"Kronos-mini was trained with a 2048-candle context but max_context is {config.max_context}; "
-            "pass --max-context 2048 (max_context=2048) to use all of it",
-            ConversionNote,
-            stacklevel=2,
-        )
+    _warn_short_mini_context(kind, name, config, max_context)
 
-    created = [p for p in reversed(dst.parents) if not p.exists()]
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
     report = None
-    try:
-        if target_dtype != torch.float32:
-            # store what transformers holds in memory for this dtype: loading the float32 checkpoint with `dtype=`
-            # applies the model's own rules (modules kept in float32 under half precision stay float32)
-            scratch = Path(tempfile.mkdtemp(prefix=f".{dst.name}.float32-", dir=tmp))
-            model.save_pretrained(scratch, save_original_format=False)
-            model = model_cls.from_pretrained(scratch, dtype=target_dtype)
-            shutil.rmtree(scratch)
-        model.save_pretrained(tmp, save_original_format=False)
-        from safetensors.torch import load_file
-
-        written = load_file(tmp / SAFE_WEIGHTS_NAME)
+    with atomic_directory(dst) as tmp:
+        written = _save_in_dtype(model, tmp, target_dtype)
         kept = sorted({str(v.dtype) for v in written.values() if v.is_floating_point()} - {str(target_dtype)})
         (tmp / "README.md").write_text(
             model_card(kind, config, target_dtype, repo_id=repo_id, target=push_to_hub, source_dtype=stored, kept=kept),
             encoding="utf-8",
         )
-        _make_readable(tmp)
         if verify:
             # upstream gets the weights as written (e.g. rounded to bfloat16), and both sides compute in float32
             report = verify_checkpoint(tmp, kind, config, written)
-        if dst.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
-            os.replace(dst, old / "previous")
-            os.replace(tmp, dst)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for parent in reversed(created):
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-        raise
 
     if push_to_hub is not None:
         push_checkpoint(dst, push_to_hub)
@@ -635,7 +646,9 @@ def convert_checkpoint(
     }
 
 
-def push_checkpoint(path, repo_id, private=None, token=None):
+def push_checkpoint(
+    path: Union[str, os.PathLike], repo_id: str, private: Optional[bool] = None, token: Optional[str] = None
+) -> None:
     """
     Upload a converted folder as it is (weights, config, remote code and model card) to a Hub model repo, creating
     the repo when it does not exist.
@@ -653,7 +666,7 @@ def push_checkpoint(path, repo_id, private=None, token=None):
             commit_message="Add Kronos checkpoint converted with transformers-kronos",
         )
     except (HfHubHTTPError, OSError) as err:
-        raise ValueError(f"the checkpoint was written to {str(path)!r} but pushing it to {repo_id!r} failed: {_one_line(err)}") from None
+        raise ValueError(f"the checkpoint was written to {str(path)!r} but pushing it to {repo_id!r} failed: {one_line(err)}") from None
 
 
 __all__ = [

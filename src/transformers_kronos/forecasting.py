@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .fast_decoding import KronosFastSteps
-from .generation_kronos import check_sampling
+from .generation_kronos import check_generator, check_sampling
 from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 from .utils import check_count, check_device, default_device
 
@@ -497,16 +497,17 @@ class KronosForecaster:
         """
         if sliding not in ("exact", "rolling"):
             raise ValueError(f"`sliding` must be 'exact' or 'rolling', got {sliding!r}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
+        generator = check_generator(generator, len(series))
         passes = _plan_passes(len(series), sample_count, batch_size)
         self.model.eval()
         self.tokenizer.eval()
         paths = np.empty((len(series), sample_count, pred_len, len(FEATURE_COLUMNS)), dtype=np.float32)
         with tqdm(total=pred_len * len(passes), disable=not verbose, desc="Kronos forecast", unit="step") as bar:
             for first, stop, done, count in passes:
+                # a list holds one generator per series: each pass draws from its own series' generators only
+                pass_generator = generator[first:stop] if isinstance(generator, tuple) else generator
                 paths[first:stop, done : done + count] = self._generate_pass(
-                    series[first:stop], pred_len, T, top_k, top_p, count, sliding, generator, bar
+                    series[first:stop], pred_len, T, top_k, top_p, count, sliding, pass_generator, bar
                 )
         return paths
 
@@ -658,6 +659,11 @@ class KronosForecaster:
             df_list (`list[pd.DataFrame]`): One context per series, as in [`predict`].
             x_timestamp_list (`list`, *optional*): Their timestamps (`None` entries fall back as in [`predict`]).
             y_timestamp_list (`list`, *optional*): Their forecast timestamps (`None` entries are inferred).
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): Source of randomness (else
+                torch's global RNG). A list holds one generator per series: each series' paths are then drawn from
+                its own generator alone, so a sampled forecast does not depend on which other series share its batch
+                (seed each series' generator from its identity, e.g. `seed` and a series id, for forecasts that are
+                reproducible series by series).
             batch_size (`int`, *optional*): Decode at most this many sample paths together, counted over all
                 series (`None`: everything in one pass, as upstream); with `sample_count=1`, this many series.
                 Series stay whole while their paths fit in a pass; a series with more paths is decoded alone, its

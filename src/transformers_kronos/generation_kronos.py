@@ -389,12 +389,21 @@ def sample_tokens(
     top_p: float = 1.0,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> torch.Tensor:
-    """Sample one id per row of `logits` `(rows, vocab)` → `(rows, 1)` after temperature and filtering."""
+    """
+    Sample one id per row of `logits` `(rows, vocab)` → `(rows, 1)` after temperature and filtering.
+
+    `generator` is one `torch.Generator` for all rows, or a sequence of them that splits the rows into as many equal,
+    consecutive groups (one per series, its paths series-major): each group draws from its own generator only, so
+    its tokens do not depend on the other groups.
+    """
     if temperature != 1.0:
         logits = logits / temperature
     logits = filter_logits(logits, top_k, top_p)
     probs = torch.softmax(logits.float(), dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
+    if not isinstance(generator, (list, tuple)):
+        return torch.multinomial(probs, num_samples=1, generator=generator)
+    groups = probs.split(probs.shape[0] // len(generator))
+    return torch.cat([torch.multinomial(p, num_samples=1, generator=g) for p, g in zip(groups, generator)])
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -596,9 +605,23 @@ def make_plan(model, s1_ids, pred_len, sample_count, max_context, sliding) -> Ge
     return GenerationPlan(batch, prompt_len, check_count("pred_len", pred_len), check_count("sample_count", sample_count), max_context, sliding)
 
 
-def check_generator(generator) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
+def check_generator(generator, batch: int):
+    """
+    Check `generator`: `None`, a `torch.Generator`, or a list or tuple of `batch` generators (one per series).
+    Returns it, a tuple when it is a sequence.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if not isinstance(generator, (list, tuple)):
+        raise TypeError(
+            f"`generator` must be a torch.Generator or a list of them (one per series), got {type(generator).__name__}"
+        )
+    bad = [type(g).__name__ for g in generator if not isinstance(g, torch.Generator)]
+    if bad:
+        raise TypeError(f"`generator` must be a torch.Generator or a list of them (one per series), got a list holding {bad[0]}")
+    if len(generator) != batch:
+        raise ValueError(f"`generator` holds {len(generator)} generators but there are {batch} series: give one per series")
+    return tuple(generator)
 
 
 

@@ -1054,7 +1054,9 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             temperature, top_k, top_p: Sampling controls (see [`filter_logits`]).
             sample_count (`int`): Paths per series; rows of the output are series-major (`b * sample_count + s`).
             sliding (`str`): `"exact"` or `"rolling"`, see above.
-            generator (`torch.Generator`, *optional*): Source of randomness (else the global RNG).
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): Source of randomness (else the
+                global RNG); a list holds one generator per series, from which that series' paths alone are drawn,
+                so its tokens do not depend on the other series in the batch.
             progress (`callable`, *optional*): Called with the step index after every step (for progress bars).
             steps (`type`, *optional*): What computes a step, built as `steps(model, stamps)`:
                 [`KronosModuleSteps`] by default (the forecaster passes `fast_decoding.KronosFastSteps` on CPU).
@@ -1066,7 +1068,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         """
         plan = make_plan(self, s1_ids, pred_len, sample_count, max_context, sliding)
         sampling = dict(zip(("temperature", "top_k", "top_p"), check_sampling(temperature, top_k, top_p)))
-        check_generator(generator)
+        generator = check_generator(generator, plan.batch)
         attention_mask = self._check_prompt(s1_ids, s2_ids, stamp, future_stamp, attention_mask, plan.pred_len)
         # inference mode skips autograd's bookkeeping on every operation (~20% of a one-row step on CPU); the tokens
         # are cloned outside it, so callers get ordinary tensors

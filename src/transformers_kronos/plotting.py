@@ -9,12 +9,17 @@ Candles are drawn at consecutive integer positions rather than at their timestam
 lunch breaks of an exchange calendar leave no empty stretches; tick labels show the real timestamps.
 """
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 import pandas as pd
 
 from .forecasting import quantile_column
+
+if TYPE_CHECKING:
+    import matplotlib.figure
 
 UP_COLOR = "#26a69a"
 DOWN_COLOR = "#ef5350"
@@ -35,7 +40,7 @@ def _require_matplotlib():
     return Figure, FigureCanvasAgg
 
 
-def quantile_levels_in(frame, column="close"):
+def quantile_levels_in(frame: pd.DataFrame, column: str = "close") -> list[float]:
     """The quantile levels present for `column` in a forecast frame, sorted."""
     prefix = f"{column}_q"
     levels = []
@@ -83,15 +88,15 @@ def _tick_labels(timestamps):
 
 
 def plot_forecast(
-    history,
-    forecast,
-    samples=None,
-    history_candles=120,
-    title=None,
-    path=None,
-    figsize=(13, 7.5),
-    dpi=110,
-):
+    history: pd.DataFrame,
+    forecast: pd.DataFrame,
+    samples: Optional[np.ndarray] = None,
+    history_candles: int = 120,
+    title: Optional[str] = None,
+    path: Optional[Union[str, os.PathLike]] = None,
+    figsize: tuple[float, float] = (13, 7.5),
+    dpi: int = 110,
+) -> "matplotlib.figure.Figure":
     """
     Draw a forecast after the end of its history.
 
@@ -117,6 +122,26 @@ def plot_forecast(
         `matplotlib.figure.Figure`.
     """
     Figure, FigureCanvasAgg = _require_matplotlib()
+    _check_frames(history, forecast, history_candles)
+    chart = _Chart(history.iloc[-history_candles:], forecast, _check_samples(samples, len(forecast)))
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax, ax_vol = _axes(fig, chart.has_volume)
+    _draw_price_panel(ax, chart)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    if ax_vol is not None:
+        _draw_volume_panel(ax_vol, chart)
+        ax.tick_params(labelbottom=False)
+    _draw_time_axis(ax, ax_vol, chart)
+    fig.subplots_adjust(left=0.07, right=0.96, top=0.92 if title else 0.95, bottom=0.07)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    return fig
+
+
+def _check_frames(history, forecast, history_candles):
     for name, frame in (("history", history), ("forecast", forecast)):
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"`{name}` must be a pandas DataFrame, got {type(frame).__name__}")
@@ -128,126 +153,142 @@ def plot_forecast(
     if isinstance(history_candles, bool) or not isinstance(history_candles, int) or history_candles < 1:
         raise ValueError(f"`history_candles` must be a positive integer, got {history_candles!r}")
 
-    def stamps_of(frame):
-        if "timestamps" in frame.columns:
-            return pd.DatetimeIndex(pd.to_datetime(frame["timestamps"]))
-        return pd.DatetimeIndex(frame.index)
 
-    hist = history.iloc[-history_candles:]
-    n_hist, n_pred = len(hist), len(forecast)
-    x_hist = np.arange(n_hist)
-    x_pred = np.arange(n_hist, n_hist + n_pred)
-    col = lambda frame, name: frame[name].to_numpy(dtype=float)  # noqa: E731
-    has_volume = "volume" in hist.columns and "volume" in forecast.columns
+def _check_samples(samples, pred_len):
+    if samples is None:
+        return None
+    samples = np.asarray(samples, dtype=float)
+    if samples.ndim != 2 or samples.shape[1] != pred_len:
+        raise ValueError(f"`samples` must have shape (num_samples, {pred_len}), got {samples.shape}")
+    return samples
 
-    fig = Figure(figsize=figsize, dpi=dpi)
-    FigureCanvasAgg(fig)
-    if has_volume:
-        grid = fig.add_gridspec(2, 1, height_ratios=(3.2, 1), hspace=0.06)
-        ax = fig.add_subplot(grid[0])
-        ax_vol = fig.add_subplot(grid[1], sharex=ax)
-    else:
-        ax, ax_vol = fig.add_subplot(1, 1, 1), None
 
-    _draw_candles(ax, x_hist, col(hist, "open"), col(hist, "high"), col(hist, "low"), col(hist, "close"))
-    _draw_candles(
-        ax, x_pred, col(forecast, "open"), col(forecast, "high"), col(forecast, "low"), col(forecast, "close"),
-        alpha=0.25,
-    )
+def _stamps_of(frame):
+    if "timestamps" in frame.columns:
+        return pd.DatetimeIndex(pd.to_datetime(frame["timestamps"]))
+    return pd.DatetimeIndex(frame.index)
 
-    # the forecast lines start from the last observed close so that they visibly continue the history
-    last_close = float(hist["close"].iloc[-1])
-    x_line = np.concatenate([[n_hist - 1], x_pred])
 
-    def joined(values):
-        return np.concatenate([[last_close], values])
+class _Chart:
+    """What one chart shows, at candle positions: history at `0..n_hist-1`, the forecast right after it."""
 
-    if samples is not None:
-        samples = np.asarray(samples, dtype=float)
-        if samples.ndim != 2 or samples.shape[1] != n_pred:
-            raise ValueError(f"`samples` must have shape (num_samples, {n_pred}), got {samples.shape}")
-        for k, path_values in enumerate(samples):
-            ax.plot(x_line, joined(path_values), color=SAMPLE_COLOR, linewidth=0.7, alpha=0.45,
+    def __init__(self, hist, forecast, samples):
+        self.hist, self.forecast, self.samples = hist, forecast, samples
+        self.n_hist, self.n_pred = len(hist), len(forecast)
+        self.x_hist = np.arange(self.n_hist)
+        self.x_pred = np.arange(self.n_hist, self.n_hist + self.n_pred)
+        # the forecast lines start from the last observed close so that they visibly continue the history
+        self.x_line = np.concatenate([[self.n_hist - 1], self.x_pred])
+        self.last_close = float(hist["close"].iloc[-1])
+        self.has_volume = "volume" in hist.columns and "volume" in forecast.columns
+        self.levels = quantile_levels_in(forecast, "close")
+
+    @staticmethod
+    def column(frame, name):
+        return frame[name].to_numpy(dtype=float)
+
+    def joined(self, values):
+        return np.concatenate([[self.last_close], values])
+
+    def close_line(self, name):
+        return self.joined(self.column(self.forecast, name))
+
+    def candles(self, frame):
+        return tuple(self.column(frame, name) for name in ("open", "high", "low", "close"))
+
+
+def _axes(fig, has_volume):
+    if not has_volume:
+        return fig.add_subplot(1, 1, 1), None
+    grid = fig.add_gridspec(2, 1, height_ratios=(3.2, 1), hspace=0.06)
+    ax = fig.add_subplot(grid[0])
+    return ax, fig.add_subplot(grid[1], sharex=ax)
+
+
+def _draw_price_panel(ax, chart):
+    _draw_candles(ax, chart.x_hist, *chart.candles(chart.hist))
+    _draw_candles(ax, chart.x_pred, *chart.candles(chart.forecast), alpha=0.25)
+    if chart.samples is not None:
+        for k, path_values in enumerate(chart.samples):
+            ax.plot(chart.x_line, chart.joined(path_values), color=SAMPLE_COLOR, linewidth=0.7, alpha=0.45,
                     label="sample paths" if k == 0 else None)
-
-    levels = quantile_levels_in(forecast, "close")
-    if len(levels) >= 2:
-        lo, hi = levels[0], levels[-1]
-        ax.fill_between(x_line, joined(col(forecast, quantile_column("close", lo))),
-                        joined(col(forecast, quantile_column("close", hi))),
-                        color=FORECAST_COLOR, alpha=0.15, linewidth=0, label=f"close q{lo:g}-q{hi:g}")
-        if len(levels) >= 4:
-            lo2, hi2 = levels[1], levels[-2]
-            ax.fill_between(x_line, joined(col(forecast, quantile_column("close", lo2))),
-                            joined(col(forecast, quantile_column("close", hi2))),
-                            color=FORECAST_COLOR, alpha=0.2, linewidth=0, label=f"close q{lo2:g}-q{hi2:g}")
-    if 0.5 in levels:
-        ax.plot(x_line, joined(col(forecast, quantile_column("close", 0.5))), color=FORECAST_COLOR,
+    _draw_close_bands(ax, chart)
+    if 0.5 in chart.levels:
+        ax.plot(chart.x_line, chart.close_line(quantile_column("close", 0.5)), color=FORECAST_COLOR,
                 linestyle="--", linewidth=1.2, label="close median")
-    ax.plot(x_line, joined(col(forecast, "close")), color=FORECAST_COLOR, linewidth=1.8, label="close mean forecast")
-    ax.axvline(n_hist - 0.5, color="#555555", linestyle=":", linewidth=1.0)
-    ax.axvspan(n_hist - 0.5, n_hist + n_pred - 0.5, color="#1f5fbf", alpha=0.04, linewidth=0)
-
-    # y range: everything drawn, with a margin
-    lows = [col(hist, "low"), col(forecast, "low")]
-    highs = [col(hist, "high"), col(forecast, "high")]
-    for level in levels:
-        lows.append(col(forecast, quantile_column("close", level)))
-        highs.append(col(forecast, quantile_column("close", level)))
-    if samples is not None:
-        lows.append(samples.ravel())
-        highs.append(samples.ravel())
-    y_lo, y_hi = float(np.nanmin(np.concatenate(lows))), float(np.nanmax(np.concatenate(highs)))
-    pad = 0.05 * (y_hi - y_lo or abs(y_hi) or 1.0)
-    ax.set_ylim(y_lo - pad, y_hi + pad)
-    ax.set_xlim(-1, n_hist + n_pred)
+    ax.plot(chart.x_line, chart.close_line("close"), color=FORECAST_COLOR, linewidth=1.8, label="close mean forecast")
+    ax.axvline(chart.n_hist - 0.5, color="#555555", linestyle=":", linewidth=1.0)
+    ax.axvspan(chart.n_hist - 0.5, chart.n_hist + chart.n_pred - 0.5, color="#1f5fbf", alpha=0.04, linewidth=0)
+    ax.set_ylim(*_price_range(chart))
+    ax.set_xlim(-1, chart.n_hist + chart.n_pred)
     ax.set_ylabel("price")
     ax.grid(True, color="#e6e6e6", linewidth=0.6)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
-    ax.text(n_hist - 0.5, 1.01, " forecast →", transform=ax.get_xaxis_transform(), fontsize=9, color="#333333",
-            va="bottom", ha="left")
-    ax.text(n_hist - 0.5, 1.01, "history ", transform=ax.get_xaxis_transform(), fontsize=9, color="#333333",
-            va="bottom", ha="right")
-    if title:
-        fig.suptitle(title, fontsize=12)
+    for text, align in ((" forecast →", "left"), ("history ", "right")):
+        ax.text(chart.n_hist - 0.5, 1.01, text, transform=ax.get_xaxis_transform(), fontsize=9, color="#333333",
+                va="bottom", ha=align)
 
-    if ax_vol is not None:
-        up = col(hist, "close") >= col(hist, "open")
-        ax_vol.bar(x_hist, col(hist, "volume"), width=0.6, color=np.where(up, UP_COLOR, DOWN_COLOR), alpha=0.8)
-        ax_vol.bar(x_pred, col(forecast, "volume"), width=0.6, color=FORECAST_COLOR, alpha=0.45,
-                   label="mean volume forecast")
-        vol_levels = quantile_levels_in(forecast, "volume")
-        if len(vol_levels) >= 2:
-            ax_vol.fill_between(x_pred, col(forecast, quantile_column("volume", vol_levels[0])),
-                                col(forecast, quantile_column("volume", vol_levels[-1])), color=FORECAST_COLOR,
-                                alpha=0.12, linewidth=0, step="mid",
-                                label=f"volume q{vol_levels[0]:g}-q{vol_levels[-1]:g}")
-        ax_vol.axvline(n_hist - 0.5, color="#555555", linestyle=":", linewidth=1.0)
-        ax_vol.set_ylabel("volume")
-        ax_vol.set_ylim(bottom=0)
-        ax_vol.grid(True, color="#e6e6e6", linewidth=0.6)
-        ax_vol.legend(loc="upper left", fontsize=8, framealpha=0.85)
-        ax.tick_params(labelbottom=False)
-        tick_ax = ax_vol
-    else:
-        tick_ax = ax
 
-    all_stamps = pd.DatetimeIndex(list(stamps_of(hist)) + list(stamps_of(forecast)))
-    if (all_stamps.normalize() != all_stamps).any():
-        # intraday bars: a faint line where a new trading day starts
-        new_day = np.flatnonzero(all_stamps.normalize()[1:] != all_stamps.normalize()[:-1]) + 1
-        for axis in (ax, ax_vol) if ax_vol is not None else (ax,):
+def _draw_close_bands(ax, chart):
+    """The band between the outermost quantiles of the close, and a darker inner one with four levels or more."""
+    levels = chart.levels
+    bands = [(levels[0], levels[-1], 0.15)] if len(levels) >= 2 else []
+    if len(levels) >= 4:
+        bands.append((levels[1], levels[-2], 0.2))
+    for lo, hi, alpha in bands:
+        ax.fill_between(chart.x_line, chart.close_line(quantile_column("close", lo)),
+                        chart.close_line(quantile_column("close", hi)), color=FORECAST_COLOR, alpha=alpha,
+                        linewidth=0, label=f"close q{lo:g}-q{hi:g}")
+
+
+def _price_range(chart):
+    """Everything the price panel draws, with a margin."""
+    drawn = [chart.column(chart.hist, "low"), chart.column(chart.forecast, "low"),
+             chart.column(chart.hist, "high"), chart.column(chart.forecast, "high")]
+    drawn += [chart.column(chart.forecast, quantile_column("close", level)) for level in chart.levels]
+    if chart.samples is not None:
+        drawn.append(chart.samples.ravel())
+    values = np.concatenate(drawn)
+    y_lo, y_hi = float(np.nanmin(values)), float(np.nanmax(values))
+    pad = 0.05 * (y_hi - y_lo or abs(y_hi) or 1.0)
+    return y_lo - pad, y_hi + pad
+
+
+def _draw_volume_panel(ax_vol, chart):
+    hist, forecast = chart.hist, chart.forecast
+    up = chart.column(hist, "close") >= chart.column(hist, "open")
+    ax_vol.bar(chart.x_hist, chart.column(hist, "volume"), width=0.6, color=np.where(up, UP_COLOR, DOWN_COLOR),
+               alpha=0.8)
+    ax_vol.bar(chart.x_pred, chart.column(forecast, "volume"), width=0.6, color=FORECAST_COLOR, alpha=0.45,
+               label="mean volume forecast")
+    vol_levels = quantile_levels_in(forecast, "volume")
+    if len(vol_levels) >= 2:
+        ax_vol.fill_between(chart.x_pred, chart.column(forecast, quantile_column("volume", vol_levels[0])),
+                            chart.column(forecast, quantile_column("volume", vol_levels[-1])), color=FORECAST_COLOR,
+                            alpha=0.12, linewidth=0, step="mid",
+                            label=f"volume q{vol_levels[0]:g}-q{vol_levels[-1]:g}")
+    ax_vol.axvline(chart.n_hist - 0.5, color="#555555", linestyle=":", linewidth=1.0)
+    ax_vol.set_ylabel("volume")
+    ax_vol.set_ylim(bottom=0)
+    ax_vol.grid(True, color="#e6e6e6", linewidth=0.6)
+    ax_vol.legend(loc="upper left", fontsize=8, framealpha=0.85)
+
+
+def _draw_time_axis(ax, ax_vol, chart):
+    """Tick labels with the real timestamps, and, for intraday bars, a faint line where a new trading day starts."""
+    panels = (ax, ax_vol) if ax_vol is not None else (ax,)
+    all_stamps = pd.DatetimeIndex(list(_stamps_of(chart.hist)) + list(_stamps_of(chart.forecast)))
+    days = all_stamps.normalize()
+    if (days != all_stamps).any():
+        new_day = np.flatnonzero(days[1:] != days[:-1]) + 1
+        for axis in panels:
             for i in new_day:
                 axis.axvline(i - 0.5, color="#c8c8c8", linewidth=0.6, zorder=0)
     labels = _tick_labels(all_stamps)
-    positions = np.unique(np.linspace(0, n_hist + n_pred - 1, num=min(9, n_hist + n_pred)).round().astype(int))
-    tick_ax.set_xticks(positions)
-    tick_ax.set_xticklabels([labels[i] for i in positions], rotation=0, fontsize=8)
-    fig.subplots_adjust(left=0.07, right=0.96, top=0.92 if title else 0.95, bottom=0.07)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
-    return fig
+    total = chart.n_hist + chart.n_pred
+    positions = np.unique(np.linspace(0, total - 1, num=min(9, total)).round().astype(int))
+    panels[-1].set_xticks(positions)
+    panels[-1].set_xticklabels([labels[i] for i in positions], rotation=0, fontsize=8)
 
 
 __all__ = ["plot_forecast", "quantile_column", "quantile_levels_in"]

@@ -28,6 +28,9 @@ Example:
 ```
 """
 
+from collections.abc import Sequence
+from typing import Optional, Union
+
 import numpy as np
 import pandas as pd
 
@@ -52,7 +55,13 @@ _SHOCK_DOF = 4.0
 _SUBSTEPS = 8
 
 
-def trading_calendar(start, periods, freq="5min", sessions=DEFAULT_SESSIONS, weekdays=WEEKDAYS):
+def trading_calendar(
+    start: Union[str, pd.Timestamp],
+    periods: int,
+    freq: str = "5min",
+    sessions: Optional[Sequence[tuple[str, str]]] = DEFAULT_SESSIONS,
+    weekdays: Sequence[int] = WEEKDAYS,
+) -> pd.DatetimeIndex:
     """
     The first `periods` bar timestamps at or after `start` on a trading calendar.
 
@@ -116,16 +125,16 @@ def _intraday_shape(timestamps):
 
 
 def generate_klines(
-    periods=2000,
-    start="2024-01-02",
-    freq="5min",
-    sessions=DEFAULT_SESSIONS,
-    weekdays=WEEKDAYS,
-    initial_price=20.0,
-    volatility=0.002,
-    base_volume=20000.0,
-    seed=0,
-):
+    periods: int = 2000,
+    start: Union[str, pd.Timestamp] = "2024-01-02",
+    freq: str = "5min",
+    sessions: Optional[Sequence[tuple[str, str]]] = DEFAULT_SESSIONS,
+    weekdays: Sequence[int] = WEEKDAYS,
+    initial_price: float = 20.0,
+    volatility: float = 0.002,
+    base_volume: float = 20000.0,
+    seed: Union[int, Sequence[int]] = 0,
+) -> pd.DataFrame:
     """
     Generate one synthetic OHLCV + amount series in the Kronos CSV layout.
 
@@ -151,31 +160,52 @@ def generate_klines(
     timestamps = trading_calendar(start, periods, freq=freq, sessions=sessions, weekdays=weekdays)
     rng = np.random.default_rng(seed)
     n = len(timestamps)
-
     if sessions is None:
         shape, first_of_day = np.ones(n), np.zeros(n, dtype=bool)
     else:
         shape, first_of_day = _intraday_shape(timestamps)
 
-    # regimes: a Markov chain over (rising, falling, ranging)
+    # the order of the random draws below is part of the output (the demo model is rebuilt bit for bit from it)
+    regime = _regimes(rng, n)
+    log_open, log_close, sigma = _log_prices(rng, regime, shape, first_of_day, volatility, initial_price)
+    open_, high, low, close = _candles(rng, log_open, log_close, sigma, tick=initial_price >= 1.0)
+    volume, amount = _volume_and_amount(rng, log_open, log_close, sigma, shape, volatility, base_volume, high, low)
+    return pd.DataFrame(
+        {
+            "timestamps": timestamps,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+            "amount": amount,
+        }
+    )
+
+
+def _regimes(rng, n):
+    """A Markov chain over (rising, falling, ranging), one state per bar."""
     regime = np.empty(n, dtype=np.int64)
     regime[0] = rng.integers(3)
     switches = rng.random(n) < _REGIME_SWITCH
     targets = rng.integers(1, 3, size=n)  # a switch moves to one of the two other regimes
     for t in range(1, n):
         regime[t] = (regime[t - 1] + targets[t]) % 3 if switches[t] else regime[t - 1]
+    return regime
 
-    # shocks: unit-variance Student-t
-    shocks = rng.standard_t(_SHOCK_DOF, size=n) * np.sqrt((_SHOCK_DOF - 2.0) / _SHOCK_DOF)
+
+def _log_prices(rng, regime, shape, first_of_day, volatility, initial_price):
+    """
+    Log open and close of each bar from GARCH(1, 1) Student-t shocks, regime drifts and overnight gaps, and each
+    bar's conditional volatility (intraday shape included).
+    """
+    n = len(regime)
+    shocks = rng.standard_t(_SHOCK_DOF, size=n) * np.sqrt((_SHOCK_DOF - 2.0) / _SHOCK_DOF)  # unit variance
     gap_shocks = rng.standard_normal(n)
     omega = volatility**2 * (1.0 - _GARCH_ALPHA - _GARCH_BETA)
-
-    log_close = np.empty(n)
-    log_open = np.empty(n)
-    sigma = np.empty(n)  # conditional volatility of each bar, intraday shape included
+    log_close, log_open, sigma = np.empty(n), np.empty(n), np.empty(n)
     variance = volatility**2
-    level = np.log(initial_price)
-    anchor = level
+    level = anchor = np.log(initial_price)
     last_shock = 0.0
     for t in range(n):
         variance = omega + _GARCH_ALPHA * last_shock**2 + _GARCH_BETA * variance
@@ -193,8 +223,12 @@ def generate_klines(
         log_close[t] = opening + ret
         last_shock = ret - drift
         level = log_close[t]
+    return log_open, log_close, sigma
 
-    # a Brownian bridge from open to close inside each bar gives high and low; a little extra wick on top
+
+def _candles(rng, log_open, log_close, sigma, tick):
+    """Open, high, low and close; high and low from a Brownian bridge inside the bar plus a little extra wick."""
+    n = len(log_open)
     steps = rng.standard_normal((n, _SUBSTEPS)) * (sigma[:, None] / np.sqrt(_SUBSTEPS))
     walk = np.cumsum(steps, axis=1)
     frac = np.arange(1, _SUBSTEPS + 1) / _SUBSTEPS
@@ -203,38 +237,30 @@ def generate_klines(
     wick = np.abs(rng.standard_normal((n, 2))) * 0.15 * sigma[:, None]
     log_high = np.maximum(path.max(axis=1), np.maximum(log_open, log_close)) + wick[:, 0]
     log_low = np.minimum(path.min(axis=1), np.minimum(log_open, log_close)) - wick[:, 1]
-
     open_, high, low, close = (np.exp(a) for a in (log_open, log_high, log_low, log_close))
-    if initial_price >= 1.0:
+    if tick:
         # round to the tick without breaking the candle's ordering
         open_, close = np.round(open_, 2), np.round(close, 2)
         high = np.maximum(np.ceil(high * 100.0) / 100.0, np.maximum(open_, close))
         low = np.maximum(np.minimum(np.floor(low * 100.0) / 100.0, np.minimum(open_, close)), 0.01)
+    return open_, high, low, close
 
-    # volume: intraday shape x reaction to the move and to the volatility level x log-normal noise, in lots of 100
+
+def _volume_and_amount(rng, log_open, log_close, sigma, shape, volatility, base_volume, high, low):
+    """
+    Volume: intraday shape x reaction to the move and to the volatility level x log-normal noise, in lots of 100.
+    Amount: volume times an average traded price inside the bar's range.
+    """
     move = np.abs(log_close - log_open) / sigma
     vol_level = sigma / (volatility * np.sqrt(shape))
-    volume = base_volume * shape * np.exp(0.35 * move) * vol_level**1.5 * rng.lognormal(0.0, 0.35, size=n)
+    volume = base_volume * shape * np.exp(0.35 * move) * vol_level**1.5 * rng.lognormal(0.0, 0.35, size=len(sigma))
     volume = np.maximum(np.round(volume / 100.0), 1.0) * 100.0
-    # amount: volume times an average traded price inside the bar's range
-    weight = rng.beta(4.0, 4.0, size=n)
-    average_price = low + weight * (high - low)
-    amount = np.round(volume * average_price, 2)
-
-    return pd.DataFrame(
-        {
-            "timestamps": timestamps,
-            "open": open_,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume": volume,
-            "amount": amount,
-        }
-    )
+    weight = rng.beta(4.0, 4.0, size=len(sigma))
+    amount = np.round(volume * (low + weight * (high - low)), 2)
+    return volume, amount
 
 
-def generate_collection(num_series, periods=2000, seed=0, **kwargs):
+def generate_collection(num_series: int, periods: int = 2000, seed: int = 0, **kwargs) -> pd.DataFrame:
     """
     Several independent series with varied price levels and volatilities, stacked with a `series_id` column.
 

@@ -11,6 +11,8 @@ checkpoints, resume, logging, PEFT) is the `Trainer`'s.
 [`KronosTokenizerTrainer`] trains the tokenizer itself on the same windows with its reconstruction + BSQ loss.
 """
 
+from typing import Optional
+
 import torch
 from transformers import Trainer
 
@@ -59,7 +61,7 @@ def _config_of(model):
     return config
 
 
-def check_tokenizer_compatible(model, tokenizer, num_features=None):
+def check_tokenizer_compatible(model, tokenizer, num_features: Optional[int] = None) -> None:
     """
     Raise `ValueError` unless `tokenizer` produces the tokens `model` reads (same `s1_bits` and `s2_bits`) and,
     when `num_features` is given, reads that many features per candle.
@@ -89,7 +91,7 @@ def check_tokenizer_compatible(model, tokenizer, num_features=None):
 
 
 @torch.no_grad()
-def tokenize_windows(tokenizer, x, stamp):
+def tokenize_windows(tokenizer, x: torch.Tensor, stamp: torch.Tensor) -> dict[str, torch.Tensor]:
     """
     Tokenize normalised windows and shift them into predictor inputs and labels.
 
@@ -141,7 +143,9 @@ class _WindowTrainerMixin:
         if self._signature_columns is None:
             self._signature_columns = ["x", "stamp"]
 
-    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+    def prediction_step(
+        self, model: torch.nn.Module, inputs: dict, prediction_loss_only: bool, ignore_keys: Optional[list[str]] = None
+    ) -> tuple:
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
             loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
@@ -186,7 +190,7 @@ class KronosTrainer(_WindowTrainerMixin, Trainer):
         # `compute_loss` never forwards `num_items_in_batch`, whatever the model's signature says
         self.model_accepts_loss_kwargs = False
 
-    def tokenize(self, inputs):
+    def tokenize(self, inputs: dict) -> dict:
         """Token ids and shifted labels of a batch of windows (see [`tokenize_windows`])."""
         x = inputs["x"]
         first = next(self.kronos_tokenizer.parameters())
@@ -195,7 +199,9 @@ class KronosTrainer(_WindowTrainerMixin, Trainer):
         self.kronos_tokenizer.eval()  # `Trainer` only switches the trained model between train and eval
         return tokenize_windows(self.kronos_tokenizer, x, inputs["stamp"])
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+    def compute_loss(
+        self, model: torch.nn.Module, inputs: dict, return_outputs: bool = False, num_items_in_batch: Optional[int] = None
+    ):
         tokens = self.tokenize(inputs)
         outputs = model(**tokens, return_dict=True)
         loss = outputs["loss"]
@@ -220,7 +226,9 @@ class KronosTokenizerTrainer(_WindowTrainerMixin, Trainer):
         super().__init__(model=model, args=args, data_collator=data_collator or KronosWindowCollator(), **kwargs)
         self.model_accepts_loss_kwargs = False
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+    def compute_loss(
+        self, model: torch.nn.Module, inputs: dict, return_outputs: bool = False, num_items_in_batch: Optional[int] = None
+    ):
         outputs = model(x=inputs["x"], return_dict=True)
         return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
 

@@ -18,12 +18,18 @@ True
 
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Union
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 
 DEMO_PREDICTOR = "predictor"
 DEMO_TOKENIZER = "tokenizer"
 
 
-def demo_path(part=DEMO_PREDICTOR):
+def demo_path(part: str = DEMO_PREDICTOR) -> Path:
     """Directory of the bundled `"predictor"` or `"tokenizer"` checkpoint (transformers format)."""
     if part not in (DEMO_PREDICTOR, DEMO_TOKENIZER):
         raise ValueError(f"`part` must be {DEMO_PREDICTOR!r} or {DEMO_TOKENIZER!r}, got {part!r}")
@@ -35,7 +41,9 @@ def demo_path(part=DEMO_PREDICTOR):
     return path
 
 
-def load_demo(dtype=None, device=None):
+def load_demo(
+    dtype: Optional["torch.dtype"] = None, device: Optional[Union[str, "torch.device"]] = None
+) -> tuple["KronosForTokenPrediction", "KronosTokenizerModel"]:
     """
     Load the bundled demo predictor and tokenizer.
 
