@@ -346,17 +346,17 @@ def test_half_precision_load(checkpoints, references, kind, dtype):
 @pytest.mark.parametrize("fmt", ["converted", "upstream"])
 def test_lean_half_precision_load_equals_transformers_path(checkpoints, kind, fmt, monkeypatch):
     """A plain `dtype=` load reads the file tensor by tensor (low peak memory); the weights are those of the mmap path."""
-    from transformers_kronos import modeling_kronos
+    from transformers_kronos import loading_kronos
 
     taken = []
-    original = modeling_kronos.open_for_half_precision
+    original = loading_kronos.open_for_half_precision
 
     def spy(*args):
         result = original(*args)
         taken.append(result is not None)
         return result
 
-    monkeypatch.setattr(modeling_kronos, "open_for_half_precision", spy)
+    monkeypatch.setattr(loading_kronos, "open_for_half_precision", spy)
     path = checkpoints[kind, fmt]
     lean = CLASSES[kind].from_pretrained(path, dtype=torch.bfloat16)
     assert taken == [True]

@@ -17,7 +17,7 @@ import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 from transformers.utils import ModelOutput
 
-from .utils import check_count, execution_device, to_module_device
+from .utils import check_count, check_mask, check_stamp, execution_device, to_module_device
 
 # the smallest sampling temperature: float32 logits divided by less may overflow to inf (top_k=1 is greedy)
 MIN_TEMPERATURE = 1e-6
@@ -31,6 +31,7 @@ __all__ = [
     "KronosPathCache",
     "KronosSharedPromptLayer",
     "check_generator",
+    "check_prompt",
     "check_sampling",
     "filter_logits",
     "generate",
@@ -624,4 +625,16 @@ def check_generator(generator, batch: int):
     return tuple(generator)
 
 
-
+def check_prompt(model, s1_ids, s2_ids, stamp, future_stamp, attention_mask, pred_len: int):
+    """Check a prompt for `generate_tokens`; returns its mask, `None` when nothing is padded."""
+    for name, value in (("stamp", stamp), ("future_stamp", future_stamp)):
+        if value is None:
+            raise TypeError(f"`{name}` is required: the calendar features (minute, hour, weekday, day, month)")
+    model._validate(s1_ids, s2_ids, stamp, None)
+    if s1_ids.shape[1] == 0:
+        raise ValueError("the prompt is empty: `s1_ids` and `s2_ids` need at least one position")
+    check_mask(attention_mask, s1_ids.shape[0], s1_ids.shape[1], left_padded=True)
+    check_stamp(future_stamp, s1_ids.shape[0], pred_len, name="future_stamp")
+    if attention_mask is not None and bool(attention_mask.all()):
+        return None  # nothing padded: the unmasked kernels are faster and match upstream bitwise
+    return attention_mask

@@ -9,6 +9,7 @@ import copy
 import inspect
 import json
 import os
+from collections.abc import Callable
 
 import torch
 from transformers import PretrainedConfig
@@ -17,7 +18,7 @@ from transformers.utils import cached_file
 from .configuration_kronos import check_kronos_kind, config_from_upstream
 from .utils import check_device, has_accelerator
 
-__all__ = ["HUB_KWARGS", "check_device_map", "open_for_half_precision", "upstream_config"]
+__all__ = ["HUB_KWARGS", "check_device_map", "load_pretrained", "open_for_half_precision", "upstream_config"]
 
 HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
 # from_pretrained arguments that the lean half-precision path below passes through unchanged
@@ -145,3 +146,35 @@ def upstream_config(cls: type, name_or_path: object, kwargs: dict) -> Pretrained
         if key in kwargs:
             overrides[key] = kwargs[key]
     return config_from_upstream({**raw, **overrides}, expected=cls.config_class)
+
+
+def load_pretrained(cls: type, load: Callable, name_or_path: object, model_args: tuple, kwargs: dict):
+    """
+    [`KronosPreTrainedModel.from_pretrained`]: an upstream `config.json` read as such, the `device_map` checked, a
+    half-precision CPU load read tensor by tensor; then transformers' own `from_pretrained` (`load`).
+    """
+    if kwargs.get("config") is None and not model_args:
+        upstream = upstream_config(cls, name_or_path, kwargs)
+        if upstream is not None:
+            kwargs["config"] = upstream
+    check_device_map(cls, name_or_path, kwargs)
+    lean = open_for_half_precision(cls, name_or_path, model_args, kwargs)
+    if lean is not None:
+        handle, config, state_dict = lean
+        try:
+            loaded = load(None, config=config, state_dict=state_dict, **kwargs)
+        finally:
+            handle.__exit__(None, None, None)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model.name_or_path = model.config._name_or_path = str(name_or_path)
+        return loaded
+    try:
+        return load(name_or_path, *model_args, **kwargs)
+    except OSError as err:
+        if os.path.isdir(str(name_or_path)):
+            raise
+        # transformers' message for a mistyped path or an unreachable repo names neither; say which it was
+        raise OSError(
+            f"cannot load {str(name_or_path)!r}: it is not a local directory, and as a Hub repo id it could not be "
+            f"found or fetched ({' '.join(str(err).split())})"
+        ) from err

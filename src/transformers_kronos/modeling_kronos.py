@@ -13,7 +13,6 @@ This file imports only ``torch``, ``transformers`` and its siblings, so it can r
 """
 
 import math
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from .generation_kronos import (
     KronosModuleSteps,
     KronosPathCache,
     check_generator,
+    check_prompt,
     check_sampling,
     filter_logits,
     generate,
@@ -42,18 +42,19 @@ from .generation_kronos import (
     sample_tokens,
     shared_prompt_attention,
 )
-from .loading_kronos import check_device_map, open_for_half_precision, upstream_config
-from .utils import to_module_device
-
-# Sizes of the calendar tables, in the order of the stamp features: minute, hour, weekday, day, month.
-STAMP_FIELDS = ("minute", "hour", "weekday", "day", "month")
-STAMP_SIZES = (60, 24, 7, 32, 13)
-
-
-def is_tracing() -> bool:
-    """Whether torch.compile or torch.export is tracing: checks that read tensor values are skipped then."""
-    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
-
+from .loading_kronos import load_pretrained
+from .utils import (
+    check_candles,
+    check_context,
+    check_ids,
+    check_label_tensors,
+    check_mask,
+    check_same_shape,
+    check_stamp,
+    check_tokenizer_ids,
+    is_tracing,
+    to_module_device,
+)
 
 # --------------------------------------------------------------------------------------------------------------------
 # Outputs
@@ -627,89 +628,6 @@ class KronosBSQuantizer(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Input checks (eager only: they read tensor values, so tracing skips them)
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _check_ids(name, ids, vocab):
-    if not isinstance(ids, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor of token ids, got {type(ids).__name__}")
-    if ids.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"`{name}` must hold integer token ids (int64 or int32), got dtype {ids.dtype}")
-    if ids.dim() != 2:
-        raise ValueError(f"`{name}` must have shape (batch, seq_len), got {tuple(ids.shape)}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
-        raise ValueError(f"`{name}` has ids outside [0, {vocab}): min {int(ids.min())}, max {int(ids.max())}")
-
-
-def _check_stamp(stamp, batch, seq_len, name="stamp"):
-    if stamp is None:
-        return
-    if not isinstance(stamp, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(stamp).__name__}")
-    if stamp.dim() != 3 or stamp.shape[0] != batch or stamp.shape[1] != seq_len or stamp.shape[2] != len(STAMP_SIZES):
-        raise ValueError(
-            f"`{name}` must have shape ({batch}, {seq_len}, {len(STAMP_SIZES)}) (minute, hour, weekday, day, month), "
-            f"got {tuple(stamp.shape)}"
-        )
-    if stamp.is_complex() or stamp.dtype == torch.bool:
-        raise TypeError(f"`{name}` must hold integer or float calendar features, got dtype {stamp.dtype}")
-    if stamp.is_floating_point() and not torch.isfinite(stamp).all():
-        raise ValueError(f"`{name}` contains NaN or inf")
-    for i, (field, size) in enumerate(zip(STAMP_FIELDS, STAMP_SIZES)):
-        column = stamp[..., i]
-        if column.numel() and (float(column.min()) < 0 or float(column.max()) >= size):
-            raise ValueError(
-                f"`{name}` field {field!r} must lie in [0, {size}), got values in [{float(column.min())}, {float(column.max())}]"
-            )
-
-
-def _check_mask(attention_mask, batch, length, left_padded=False):
-    """A padding mask `(batch, length)` of 0 and 1 with a real position in every row (and with `left_padded`, its
-    padding before the real positions, as decoding appends after them)."""
-    if attention_mask is None:
-        return
-    if not isinstance(attention_mask, torch.Tensor):
-        raise TypeError(f"`attention_mask` must be a torch.Tensor, got {type(attention_mask).__name__}")
-    if tuple(attention_mask.shape) != (batch, length):
-        raise ValueError(f"`attention_mask` must have shape ({batch}, {length}), got {tuple(attention_mask.shape)}")
-    if attention_mask.is_complex() or not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
-        raise ValueError("`attention_mask` must hold only 0 (padding) and 1 (real positions)")
-    if length and not bool(attention_mask.bool().any(dim=-1).all()):
-        raise ValueError("`attention_mask` has a row without any real position")
-    if left_padded and length > 1 and bool((attention_mask[:, 1:] < attention_mask[:, :-1]).any()):
-        raise ValueError("`attention_mask` must pad on the left (zeros before ones), since tokens are appended on the right")
-
-
-def _check_same_shape(**tensors):
-    shapes = {name: tuple(t.shape[:2]) for name, t in tensors.items() if t is not None}
-    if len(set(shapes.values())) > 1:
-        raise ValueError(f"batch size and length must agree: {shapes}")
-
-
-def _check_context(context, s1_ids, vocab):
-    """`decode_s2`'s inputs: the float context `(batch, seq_len, d)` and s1 ids of length 1 or `seq_len`."""
-    _check_ids("s1_ids", s1_ids, vocab)
-    if not isinstance(context, torch.Tensor) or context.dim() != 3 or not context.is_floating_point():
-        got = f"shape {tuple(context.shape)} of {context.dtype}" if isinstance(context, torch.Tensor) else type(context).__name__
-        raise TypeError(f"`context` must be the float tensor `(batch, seq_len, d_model)` that decode_s1 returns, got {got}")
-    if context.shape[0] != s1_ids.shape[0]:
-        raise ValueError(f"batch size of `context` ({context.shape[0]}) and `s1_ids` ({s1_ids.shape[0]}) differ")
-    if s1_ids.shape[1] not in (1, context.shape[1]):
-        raise ValueError(f"`s1_ids` must have length 1 or {context.shape[1]}, got {s1_ids.shape[1]}")
-
-
-def _check_labels(name, labels, vocab):
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor of token ids, got {type(labels).__name__}")
-    if labels.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"`{name}` must hold integer token ids (int64 or int32), got dtype {labels.dtype}")
-    valid = labels[labels != -100]
-    if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= vocab):
-        raise ValueError(f"`{name}` has ids outside [0, {vocab}) (use -100 to ignore a position)")
-
-
-# --------------------------------------------------------------------------------------------------------------------
 # Pretrained base class
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -778,31 +696,7 @@ class KronosPreTrainedModel(PreTrainedModel):
         Load a converted checkpoint, or an upstream (`PyTorchModelHubMixin`) checkpoint as it is: a `config.json`
         without `model_type` is read as upstream's `__init__` arguments. The model is returned in eval mode.
         """
-        if kwargs.get("config") is None and not model_args:
-            upstream = upstream_config(cls, pretrained_model_name_or_path, kwargs)
-            if upstream is not None:
-                kwargs["config"] = upstream
-        check_device_map(cls, pretrained_model_name_or_path, kwargs)
-        lean = open_for_half_precision(cls, pretrained_model_name_or_path, model_args, kwargs)
-        if lean is not None:
-            handle, config, state_dict = lean
-            try:
-                loaded = super().from_pretrained(None, config=config, state_dict=state_dict, **kwargs)
-            finally:
-                handle.__exit__(None, None, None)
-            model = loaded[0] if isinstance(loaded, tuple) else loaded
-            model.name_or_path = model.config._name_or_path = str(pretrained_model_name_or_path)
-            return loaded
-        try:
-            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        except OSError as err:
-            if os.path.isdir(str(pretrained_model_name_or_path)):
-                raise
-            # transformers' message for a mistyped path or an unreachable repo names neither; say which it was
-            raise OSError(
-                f"cannot load {str(pretrained_model_name_or_path)!r}: it is not a local directory, and as a Hub repo "
-                f"id it could not be found or fetched ({' '.join(str(err).split())})"
-            ) from err
+        return load_pretrained(cls, super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -869,11 +763,11 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
     def _validate(self, s1_ids, s2_ids, stamp, attention_mask, past_length=0):
         if is_tracing():
             return  # these checks read tensor values
-        _check_ids("s1_ids", s1_ids, self.s1_vocab_size)
-        _check_ids("s2_ids", s2_ids, self.s2_vocab_size)
-        _check_same_shape(s1_ids=s1_ids, s2_ids=s2_ids)
-        _check_stamp(stamp, s1_ids.shape[0], s1_ids.shape[1])
-        _check_mask(attention_mask, s1_ids.shape[0], past_length + s1_ids.shape[1])
+        check_ids("s1_ids", s1_ids, self.s1_vocab_size)
+        check_ids("s2_ids", s2_ids, self.s2_vocab_size)
+        check_same_shape(s1_ids=s1_ids, s2_ids=s2_ids)
+        check_stamp(stamp, s1_ids.shape[0], s1_ids.shape[1])
+        check_mask(attention_mask, s1_ids.shape[0], past_length + s1_ids.shape[1])
 
     # ------------------------------------------------------------------ upstream API
 
@@ -909,8 +803,8 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             `s2_logits` of shape `(batch, seq_len, 2**s2_bits)`.
         """
         if validate and not is_tracing():
-            _check_context(context, s1_ids, self.s1_vocab_size)
-            _check_mask(attention_mask, context.shape[0], context.shape[1])
+            check_context(context, s1_ids, self.s1_vocab_size)
+            check_mask(attention_mask, context.shape[0], context.shape[1])
         sibling = self.embedding.emb_s1(to_module_device(s1_ids, self.embedding.emb_s1))
         return self.head.cond_forward(self.dep_layer(context, sibling, attention_mask))
 
@@ -989,17 +883,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
                 f"after {past} cached positions, feed one position per step (got {s1_ids.shape[1]}): the dependency "
                 "layer's rotary table covers the new positions only"
             )
-        for name, labels in (("s1_labels", s1_labels), ("s2_labels", s2_labels), ("s1_targets", s1_targets)):
-            if labels is not None:
-                if not isinstance(labels, torch.Tensor):
-                    raise TypeError(f"`{name}` must be a torch.Tensor of token ids, got {type(labels).__name__}")
-                if tuple(labels.shape) != tuple(s1_ids.shape):
-                    raise ValueError(f"`{name}` must have shape {tuple(s1_ids.shape)}, got {tuple(labels.shape)}")
-        if s1_labels is not None:
-            _check_labels("s1_labels", s1_labels, self.s1_vocab_size)
-            _check_labels("s2_labels", s2_labels, self.s2_vocab_size)
-        if s1_targets is not None:
-            _check_ids("s1_targets", s1_targets, self.s1_vocab_size)
+        check_label_tensors(s1_ids, self.s1_vocab_size, self.s2_vocab_size, s1_labels, s2_labels, s1_targets)
 
     def _s2_condition(self, s1_logits, use_teacher_forcing, s1_targets, s1_labels):
         """The s1 tokens `(batch, seq_len)` that the s2 head is conditioned on."""
@@ -1033,15 +917,11 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         return_dict_in_generate: bool = False,
     ) -> "tuple | KronosGenerationOutput":
         """
-        Autoregressively sample `pred_len` (s1, s2) pairs after a prompt, with a key/value cache.
-
-        While prompt and generated tokens fit in `max_context`, each step feeds one new token through the cache.
-        Once they do not, upstream attends to the last `max_context` tokens with positions renumbered from 0; the
-        default `sliding="exact"` re-encodes that window every step and gives upstream's numbers. `sliding="rolling"`
-        keeps the cache and drops the oldest position instead: much faster for long forecasts, but approximate
-        (docs/forecasting.md measures it). The prompt is encoded once per series and shared by its `sample_count`
-        paths. Random draws happen in upstream's order (one `multinomial` over all paths for s1, then one for s2, per
-        step), so with the same seed the paths follow upstream's whenever the probabilities agree.
+        Autoregressively sample `pred_len` (s1, s2) pairs after a prompt, with a key/value cache (the loop is
+        [`generation_kronos.generate`]). Past `max_context` tokens, `sliding="exact"` re-encodes the last window every
+        step (upstream renumbers its positions from 0) and `sliding="rolling"` drops the cache's oldest position
+        instead: much faster, but approximate (docs/forecasting.md). Random draws happen in upstream's order (one
+        `multinomial` over all paths for s1, then one for s2, per step), so seeded paths follow upstream's.
 
         Args:
             s1_ids, s2_ids (`torch.LongTensor` of shape `(batch, seq_len)`): Prompt tokens, left-padded if their
@@ -1069,7 +949,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         plan = make_plan(self, s1_ids, pred_len, sample_count, max_context, sliding)
         sampling = dict(zip(("temperature", "top_k", "top_p"), check_sampling(temperature, top_k, top_p)))
         generator = check_generator(generator, plan.batch)
-        attention_mask = self._check_prompt(s1_ids, s2_ids, stamp, future_stamp, attention_mask, plan.pred_len)
+        attention_mask = check_prompt(self, s1_ids, s2_ids, stamp, future_stamp, attention_mask, plan.pred_len)
         # inference mode skips autograd's bookkeeping on every operation (~20% of a one-row step on CPU); the tokens
         # are cloned outside it, so callers get ordinary tensors
         with torch.inference_mode():
@@ -1080,20 +960,6 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         prompt_mask = attention_mask.repeat_interleave(plan.sample_count, dim=0) if attention_mask is not None else None
         out = KronosGenerationOutput(s1_ids=out.s1_ids.clone(), s2_ids=out.s2_ids.clone(), attention_mask=prompt_mask)
         return out if return_dict_in_generate else (out.s1_ids, out.s2_ids, out.attention_mask)
-
-    def _check_prompt(self, s1_ids, s2_ids, stamp, future_stamp, attention_mask, pred_len):
-        """Check a prompt for [`generate_tokens`]; returns its mask, `None` when nothing is padded."""
-        for name, value in (("stamp", stamp), ("future_stamp", future_stamp)):
-            if value is None:
-                raise TypeError(f"`{name}` is required: the calendar features (minute, hour, weekday, day, month)")
-        self._validate(s1_ids, s2_ids, stamp, None)
-        if s1_ids.shape[1] == 0:
-            raise ValueError("the prompt is empty: `s1_ids` and `s2_ids` need at least one position")
-        _check_mask(attention_mask, s1_ids.shape[0], s1_ids.shape[1], left_padded=True)
-        _check_stamp(future_stamp, s1_ids.shape[0], pred_len, name="future_stamp")
-        if attention_mask is not None and bool(attention_mask.all()):
-            return None  # nothing padded: the unmasked kernels are faster and match upstream bitwise
-        return attention_mask
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -1139,19 +1005,6 @@ class KronosTokenizerModel(KronosPreTrainedModel):
             return  # the tokenizer has no embeddings (and its config no d_model-based std for them)
         super()._init_weights(module)
 
-    def _check_x(self, x, attention_mask=None):
-        if is_tracing():
-            return
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"`x` must be a torch.Tensor of shape (batch, seq_len, {self.d_in}), got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"`x` must be a floating-point tensor, got dtype {x.dtype}")
-        if x.dim() != 3 or x.shape[-1] != self.d_in:
-            raise ValueError(f"`x` must have shape (batch, seq_len, d_in={self.d_in}), got {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
-            raise ValueError("`x` contains NaN or inf")
-        _check_mask(attention_mask, x.shape[0], x.shape[1])
-
     def _encode_latent(self, x, attention_mask=None):
         x = x.to(self.embed.weight.dtype)
         hidden_states, _ = run_blocks(self.encoder, self.rotary_emb, self.embed(x), attention_mask)
@@ -1171,7 +1024,8 @@ class KronosTokenizerModel(KronosPreTrainedModel):
             half (`bool`): Return `[s1_ids, s2_ids]` (each `(batch, seq_len)`) instead of full ids.
             attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): 1 = real, 0 = padding.
         """
-        self._check_x(x, attention_mask)
+        if not is_tracing():
+            check_candles(x, self.d_in, attention_mask)
         _, _, indices = self.tokenizer(self._encode_latent(x, attention_mask), half=half, collect_metrics=False)
         return indices
 
@@ -1198,21 +1052,8 @@ class KronosTokenizerModel(KronosPreTrainedModel):
         every published tokenizer); here each half uses its own width.
         """
         if not is_tracing():
-            self._check_indices(indices, half, attention_mask)
+            check_tokenizer_ids(indices, half, self.s1_bits, self.s2_bits, attention_mask)
         return self._decode_latent(self.indices_to_bits(indices, half), attention_mask)
-
-    def _check_indices(self, indices, half, attention_mask):
-        if half:
-            if not isinstance(indices, (list, tuple)) or len(indices) != 2:
-                raise TypeError("with `half=True`, `indices` must be a pair [s1_ids, s2_ids]")
-            _check_ids("s1_ids", indices[0], 2**self.s1_bits)
-            _check_ids("s2_ids", indices[1], 2**self.s2_bits)
-            _check_same_shape(s1_ids=indices[0], s2_ids=indices[1])
-            shape = indices[0].shape
-        else:
-            _check_ids("indices", indices, 2**self.codebook_dim)
-            shape = indices.shape
-        _check_mask(attention_mask, shape[0], shape[1])
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
         """
@@ -1226,7 +1067,8 @@ class KronosTokenizerModel(KronosPreTrainedModel):
         Returns:
             [`KronosTokenizerOutput`].
         """
-        self._check_x(x, attention_mask)
+        if not is_tracing():
+            check_candles(x, self.d_in, attention_mask)
         bsq_loss, quantized, indices = self.tokenizer(self._encode_latent(x, attention_mask))
         coarse = self._decode_latent(quantized[..., : self.s1_bits], attention_mask, coarse=True)
         full = self._decode_latent(quantized, attention_mask)
