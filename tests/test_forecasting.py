@@ -769,3 +769,24 @@ def test_device_must_exist(checkpoints):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="'cuda' is not available on this machine"):
             KronosForecaster(model, tokenizer, device="cuda")
+
+
+def test_compiled_decoding_step_gives_the_same_forecasts(checkpoints, monkeypatch):
+    """`compile=True` compiles the decoding step once (dynamic shapes: the cache grows), same forecasts."""
+    model_path, tok_path, _, _ = checkpoints
+    options = []
+    compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: options.append(kw) or compile(fn, **kw))
+    plain = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu")
+    # aot_eager traces the whole step as the default backend does, without its (minute-long) code generation
+    compiled = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", compile={"backend": "aot_eager"})
+    assert options == [{"dynamic": True, "backend": "aot_eager"}]
+    assert type(compiled._steps).__name__ == "type" and compiled._steps.__name__ == "CompiledKronosModuleSteps"
+    x, x_ts, y_ts = split(*make_klines(20, seed=21), 16, 4)
+    pd.testing.assert_frame_equal(
+        compiled.predict(x, x_ts, y_ts, verbose=False, top_k=1, sample_count=2),
+        plain.predict(x, x_ts, y_ts, verbose=False, top_k=1, sample_count=2),
+        rtol=1e-5, atol=1e-4,  # plain decodes with the CPU fast path (few-row products, ~1e-6 in the logits)
+    )
+    KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", compile=True)
+    assert options[-1] == {"dynamic": True}  # no CUDA graphs on CPU

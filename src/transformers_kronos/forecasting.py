@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .fast_decoding import KronosFastSteps
-from .generation_kronos import check_generator, check_sampling
+from .generation_kronos import KronosModuleSteps, check_generator, check_sampling, compiled_steps
 from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 from .utils import check_count, check_device, default_device
 
@@ -350,6 +350,9 @@ class KronosForecaster:
         max_context (`int`, *optional*): Tokens the predictor attends to; defaults to `model.config.max_context`
             (512 for the published models). Longer contexts are accepted, and their last window is used.
         clip (`float`, defaults to 5): Normalised inputs are clipped to `[-clip, clip]`.
+        compile (`bool` or `dict`, defaults to `False`): Compile the decoding step with `torch.compile`
+            (`mode="reduce-overhead"`, i.e. CUDA graphs, on CUDA); a dict gives `torch.compile`'s options. The first
+            forecast pays the compilation.
 
     Both models are put in eval mode (upstream's predictor leaves them as they are, so dropout stays active in a
     freshly built upstream model). Plain float32 models on CPU (no hooks or adapters) decode with
@@ -362,7 +365,7 @@ class KronosForecaster:
     amt_vol = AMOUNT_COLUMN
     time_cols = list(TIME_FEATURES)
 
-    def __init__(self, model, tokenizer, device=None, max_context=None, clip=5):
+    def __init__(self, model, tokenizer, device=None, max_context=None, clip=5, compile=False):
         if not isinstance(model, KronosForTokenPrediction):
             raise TypeError(
                 f"`model` must be a KronosForTokenPrediction, got {type(model).__name__} "
@@ -404,9 +407,20 @@ class KronosForecaster:
                 module.to(self.device)
         self.model.eval()
         self.tokenizer.eval()
+        # the compiled decoding step, if asked for; otherwise each forecast takes the CPU fast path when the model
+        # is plain (KronosFastSteps.supports), else the modules
+        self._steps = self._compiled_steps(compile) if compile else None
+
+    def _compiled_steps(self, compile):
+        options = dict(compile) if isinstance(compile, dict) else {}
+        if self.device.type == "cuda":
+            options.setdefault("mode", "reduce-overhead")  # CUDA graphs: one launch per step
+        return compiled_steps(KronosModuleSteps, **options)
 
     @classmethod
-    def from_pretrained(cls, model_id_or_path, tokenizer_id_or_path, device=None, max_context=None, clip=5, **load_kwargs):
+    def from_pretrained(
+        cls, model_id_or_path, tokenizer_id_or_path, device=None, max_context=None, clip=5, compile=False, **load_kwargs
+    ):
         """
         Load a predictor and a tokenizer (upstream-format or converted, local directories or Hub ids).
 
@@ -422,7 +436,7 @@ class KronosForecaster:
         if load_kwargs.get("device_map") is not None:
             # keep what the map chose (a map onto one device sets no `hf_device_map`, so name that device)
             device = None if _is_dispatched(model) else _input_device(model)
-        return cls(model, tokenizer, device=device, max_context=max_context, clip=clip)
+        return cls(model, tokenizer, device=device, max_context=max_context, clip=clip, compile=compile)
 
     # ------------------------------------------------------------------ preprocessing
 
@@ -549,7 +563,7 @@ class KronosForecaster:
                 sliding=sliding,
                 generator=generator,
                 progress=lambda step: bar.update(1),
-                steps=KronosFastSteps if KronosFastSteps.supports(self.model) else None,
+                steps=self._steps or (KronosFastSteps if KronosFastSteps.supports(self.model) else None),
             )
             # decode the last window, as upstream: the tokenizer's decoder is causal, so the forecast rows depend on
             # the context tokens before them in the window (a forecast longer than the window decodes all of it)

@@ -33,6 +33,7 @@ __all__ = [
     "check_generator",
     "check_prompt",
     "check_sampling",
+    "compiled_steps",
     "filter_logits",
     "generate",
     "make_plan",
@@ -452,6 +453,20 @@ class KronosModuleSteps:
         last = model.backbone(s1_ids, s2_ids, self.stamps[:, index : index + 1], attention_mask, cache)
         model.dep_layer.cache_context(last, cache)
         return last
+
+
+def compiled_steps(base: type = KronosModuleSteps, **options) -> type:
+    """
+    `base` with its `append` (the backbone step, the bulk of a decoding step) compiled once by `torch.compile`, with
+    dynamic shapes since the cache grows every step: two graphs serve a whole forecast. `options` go to
+    `torch.compile` (e.g. `mode="reduce-overhead"` for CUDA graphs).
+    """
+    compiled = torch.compile(base.append, dynamic=True, **options)
+
+    def append(self, s1_ids, s2_ids, index, attention_mask, cache):
+        return compiled(self, s1_ids, s2_ids, index, attention_mask, cache)
+
+    return type(f"Compiled{base.__name__}", (base,), {"append": append, "__doc__": base.__doc__})
 
 
 @dataclass
