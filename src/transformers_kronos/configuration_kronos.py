@@ -193,11 +193,11 @@ class KronosConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
     @property
-    def s1_vocab_size(self):
+    def s1_vocab_size(self) -> int:
         return 2**self.s1_bits
 
     @property
-    def s2_vocab_size(self):
+    def s2_vocab_size(self) -> int:
         return 2**self.s2_bits
 
 
@@ -302,7 +302,7 @@ class KronosTokenizerConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         output = super().to_dict()
         # `save_pretrained` takes any class whose name contains "Tokenizer" for a text tokenizer and records it in
         # `auto_map` as a (slow, fast) pair, which AutoConfig / AutoModel cannot resolve as remote code: keep the
@@ -316,11 +316,11 @@ class KronosTokenizerConfig(PretrainedConfig):
         return output
 
     @property
-    def codebook_dim(self):
+    def codebook_dim(self) -> int:
         return self.s1_bits + self.s2_bits
 
     @property
-    def num_hidden_layers(self):
+    def num_hidden_layers(self) -> int:
         """Transformer blocks actually built (encoder plus decoder), as upstream builds them."""
         return (self.n_enc_layers - 1) + (self.n_dec_layers - 1)
 

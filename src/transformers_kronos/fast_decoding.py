@@ -161,7 +161,7 @@ class KronosFastSteps(KronosModuleSteps):
         """`(rows, 1, d)` → `(rows, heads, 1, d / heads)`, as `KronosAttention._split`."""
         return hidden_states.view(hidden_states.shape[0], 1, heads, self.d_model // heads).transpose(1, 2)
 
-    def attend(self, query, key, value, attention_mask, cache, layer_idx, scaling, causal):
+    def attend(self, query, key, value, attention_mask, cache, layer_idx: int, scaling: float, causal: bool) -> torch.Tensor:
         """The modules' attention for one query per row → `(rows, 1, d_model)` before the output projection."""
         if isinstance(cache, KronosPathCache):
             out, _ = shared_prompt_attention(None, query, key, value, None, scaling, **cache.prompt(layer_idx))
@@ -173,10 +173,10 @@ class KronosFastSteps(KronosModuleSteps):
                 out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling).transpose(1, 2)
         return out.reshape(out.shape[0], 1, self.d_model)
 
-    def s1_logits(self, last):
+    def s1_logits(self, last: torch.Tensor) -> torch.Tensor:
         return self.head_s1(last[:, -1])
 
-    def s2_logits(self, last, s1_ids, cache=None, attention_mask=None, context=None):
+    def s2_logits(self, last: torch.Tensor, s1_ids: torch.Tensor, cache=None, attention_mask=None, context=None) -> torch.Tensor:
         query = self._heads(self.dep_q(F.embedding(s1_ids, self.emb_s1)), self.dep_heads)
         if context is not None:
             key, value = (self._heads_of(linear(context)) for linear in (self.dep_k, self.dep_v))
@@ -190,7 +190,7 @@ class KronosFastSteps(KronosModuleSteps):
         rows, length, _ = hidden_states.shape
         return hidden_states.view(rows, length, self.dep_heads, -1).transpose(1, 2)
 
-    def append(self, s1_ids, s2_ids, index, attention_mask, cache):
+    def append(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, index: int, attention_mask, cache) -> torch.Tensor:
         tokens = [F.embedding(s1_ids, self.emb_s1) * self.scale, F.embedding(s2_ids, self.emb_s2) * self.scale]
         hidden_states = self.fusion(torch.cat(tokens, dim=-1))
         stamp = self.stamp_ids[:, index : index + 1]

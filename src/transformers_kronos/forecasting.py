@@ -42,7 +42,7 @@ NORM_EPS = 1e-5
 _EPS_SHARE_WARNED = 0.1
 
 
-def quantile_column(column, level):
+def quantile_column(column: str, level: float) -> str:
     """
     Name of the column that holds quantile `level` of `column` in a forecast frame, e.g. `close_q0.1`: the shortest
     decimal that reads back as the level, so that distinct levels never share a name.
@@ -50,7 +50,7 @@ def quantile_column(column, level):
     return f"{column}_q{float(level)!r}"
 
 
-def calendar_features(timestamps):
+def calendar_features(timestamps: object) -> np.ndarray:
     """
     Calendar features of timestamps, as the predictor's temporal embedding expects them.
 
@@ -66,7 +66,7 @@ def calendar_features(timestamps):
     return np.stack([index.minute, index.hour, index.day_of_week, index.day, index.month], axis=-1).astype(np.float32)
 
 
-def infer_future_timestamps(x_timestamp, pred_len):
+def infer_future_timestamps(x_timestamp: object, pred_len: int) -> pd.DatetimeIndex:
     """
     The `pred_len` timestamps that follow `x_timestamp`, on the same bar length and trading calendar.
 
@@ -139,7 +139,7 @@ def _continue_calendar(index, gaps, pred_len):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def reject_numeric_timestamps(values, name):
+def reject_numeric_timestamps(values: object, name: str) -> None:
     """
     Raise `TypeError` when `values` holds numbers: pandas would read them as nanoseconds since 1970 and give every
     candle the same calendar features. Epoch counts and YYYYMMDD integers need an explicit conversion.
@@ -189,7 +189,7 @@ def _check_sampling(T, top_k, top_p, sample_count):
     return T, top_k, top_p, check_count("sample_count", sample_count)
 
 
-def check_batch_size(batch_size):
+def check_batch_size(batch_size: int | None) -> int | None:
     if batch_size is None:
         return None
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
@@ -274,11 +274,11 @@ def _features(df, where=""):
         raise ValueError(f"{where}`df` contains NaN or inf in column(s) {columns}")
     with np.errstate(over="ignore"):
         values = values.astype(np.float32)
-    _check_float32_range(values, where)
+    check_float32_range(values, where)
     return values
 
 
-def _check_float32_range(values, where=""):
+def check_float32_range(values: np.ndarray, where: str = "") -> None:
     """
     Raise when a column is too large for upstream's float32 arithmetic: beyond float32's range, or so large that
     its variance overflows (|x - mean| above ~1.8e19), which would turn the forecast into inf and NaN.
@@ -306,7 +306,7 @@ class _Series:
         self.std = std
         self.y_index = y_index
 
-    def denormalize(self, values):
+    def denormalize(self, values: np.ndarray) -> np.ndarray:
         return values * (self.std + NORM_EPS) + self.mean
 
 
@@ -365,7 +365,7 @@ class KronosForecaster:
     amt_vol = AMOUNT_COLUMN
     time_cols = list(TIME_FEATURES)
 
-    def __init__(self, model, tokenizer, device=None, max_context=None, clip=5, compile=False):
+    def __init__(self, model: KronosForTokenPrediction, tokenizer: KronosTokenizerModel, device=None, max_context=None, clip=5, compile=False) -> None:
         if not isinstance(model, KronosForTokenPrediction):
             raise TypeError(
                 f"`model` must be a KronosForTokenPrediction, got {type(model).__name__} "
@@ -420,7 +420,7 @@ class KronosForecaster:
     @classmethod
     def from_pretrained(
         cls, model_id_or_path, tokenizer_id_or_path, device=None, max_context=None, clip=5, compile=False, **load_kwargs
-    ):
+    ) -> "KronosForecaster":
         """
         Load a predictor and a tokenizer (upstream-format or converted, local directories or Hub ids).
 
@@ -603,7 +603,7 @@ class KronosForecaster:
         sliding="exact",
         generator=None,
         batch_size=None,
-    ):
+    ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
         """
         Forecast one series.
 
@@ -664,7 +664,7 @@ class KronosForecaster:
         sliding="exact",
         generator=None,
         batch_size=None,
-    ):
+    ) -> list:
         """
         Forecast several series in one batch. They may have different context lengths (they are left-padded and
         masked, and each forecast equals the series' own); all forecast `pred_len` candles.
@@ -734,7 +734,7 @@ class KronosForecaster:
         sliding="exact",
         generator=None,
         batch_size=None,
-    ):
+    ) -> pd.DataFrame:
         """
         Forecast one series as a distribution: the mean and quantiles over `sample_count` sample paths.
 
@@ -772,7 +772,7 @@ class KronosForecaster:
         sliding="exact",
         generator=None,
         batch_size=None,
-    ):
+    ) -> list:
         """
         [`predict_quantiles`] for several series in one batch; returns one frame per series. `batch_size` as in
         [`predict_batch`] (it counts paths over all series).

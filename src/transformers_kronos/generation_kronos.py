@@ -205,13 +205,13 @@ class KronosSharedPromptLayer(CacheLayerMixin):
         self.max_new = max_new
         self.new = 0
 
-    def lazy_initialization(self, key_states, value_states):
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self.device = key_states.device
         shape = (key_states.shape[0], key_states.shape[1], self.max_new, key_states.shape[-1])
         self.keys, self.values = key_states.new_empty(shape), value_states.new_empty(shape)
         self.is_initialized = True
 
-    def update(self, key_states, value_states, *args, **kwargs):
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         new = key_states.shape[-2]
         if self.new + new > self.max_new:
             raise ValueError(f"KronosPathCache is full ({self.new} + {new} > {self.max_new} generated positions)")
@@ -222,7 +222,7 @@ class KronosSharedPromptLayer(CacheLayerMixin):
         self.new += new
         return self.read()
 
-    def read(self):
+    def read(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if not self.is_initialized or self.new == 0:
             return None, None
         return self.keys.narrow(2, 0, self.new), self.values.narrow(2, 0, self.new)
@@ -271,7 +271,7 @@ class KronosPathCache(Cache):
     def seen_tokens(self) -> int:
         return self._prompt_seen + self.layers[0].new
 
-    def read(self, layer_idx: int):
+    def read(self, layer_idx: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         return self.layers[layer_idx].read()
 
     def prompt(self, layer_idx: int) -> dict:
@@ -309,7 +309,7 @@ def shared_prompt_attention(
     series = rows // paths
     q = query.float()
 
-    def per_path(t):  # (series, heads, paths, n) → (series * paths, heads, 1, n)
+    def per_path(t: torch.Tensor) -> torch.Tensor:  # (series, heads, paths, n) → (series * paths, heads, 1, n)
         return t.transpose(1, 2).reshape(rows, heads, 1, t.shape[-1])
 
     shared = q.reshape(series, paths, heads, dim).transpose(1, 2)
@@ -463,7 +463,7 @@ def compiled_steps(base: type = KronosModuleSteps, **options) -> type:
     """
     compiled = torch.compile(base.append, dynamic=True, **options)
 
-    def append(self, s1_ids, s2_ids, index, attention_mask, cache):
+    def append(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, index: int, attention_mask, cache) -> torch.Tensor:
         return compiled(self, s1_ids, s2_ids, index, attention_mask, cache)
 
     return type(f"Compiled{base.__name__}", (base,), {"append": append, "__doc__": base.__doc__})

@@ -13,6 +13,7 @@ This file imports only ``torch``, ``transformers`` and its siblings, so it can r
 """
 
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,10 +198,8 @@ class KronosRotaryEmbedding(nn.Module):
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
     """
-    Rotate `x` `(..., seq_len, dim)` by the angles of `cos`/`signed_sin` from [`KronosRotaryEmbedding`].
-
-    The rotate-half form `x * cos + cat(-x2, x1) * sin` written as `x * cos + roll(x, dim / 2) * signed_sin`: the
-    same products (a sign moved from one factor to the other is exact), in three operations instead of six.
+    Rotate `x` `(..., seq_len, dim)` by `cos`/`signed_sin` from [`KronosRotaryEmbedding`]: the rotate-half form
+    `x * cos + cat(-x2, x1) * sin` as `x * cos + roll(x, dim / 2) * signed_sin`, the same products in fewer operations.
     """
     return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * signed_sin
 
@@ -216,11 +215,7 @@ def eager_attention_forward(
     is_causal: bool = False,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """
-    Matmul-softmax attention with the semantics of transformers' sdpa function: `attention_mask` is boolean
-    (`True` = attend), `is_causal` a top-left aligned causal mask. Returns `(output (batch, q_len, heads, head_dim),
-    weights (batch, heads, q_len, k_len))`.
-    """
+    """Matmul-softmax attention as transformers' sdpa function computes it (boolean mask, top-left causal), with weights."""
     scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
     if is_causal and attention_mask is None and query.shape[-2] > 1:
         attention_mask = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool, device=query.device).tril()
@@ -470,12 +465,12 @@ class KronosHierarchicalEmbedding(nn.Module):
         self.emb_s2 = nn.Embedding(2**s2_bits, d_model)
         self.fusion_proj = nn.Linear(2 * d_model, d_model)
 
-    def split_token(self, token_ids):
+    def split_token(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split composite ids (`s1 << s2_bits | s2`) into `(s1_ids, s2_ids)`."""
         token_ids = token_ids.long()
         return token_ids >> self.s2_bits, token_ids & ((1 << self.s2_bits) - 1)
 
-    def forward(self, s1_ids, s2_ids):
+    def forward(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor) -> torch.Tensor:
         scale = math.sqrt(self.d_model)
         return self.fusion_proj(torch.cat([self.emb_s1(s1_ids) * scale, self.emb_s2(s2_ids) * scale], dim=-1))
 
@@ -488,7 +483,7 @@ class KronosSinusoidalTable(nn.Embedding):
         self.weight.requires_grad_(False)
 
     @staticmethod
-    def sinusoid_table(num_embeddings, d_model):
+    def sinusoid_table(num_embeddings: int, d_model: int) -> torch.Tensor:
         position = torch.arange(num_embeddings, dtype=torch.float32)[:, None]
         div_term = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * -(math.log(10000.0) / d_model))
         table = torch.zeros(num_embeddings, d_model)
@@ -504,7 +499,7 @@ class KronosFixedEmbedding(nn.Module):
         super().__init__()
         self.emb = KronosSinusoidalTable(num_embeddings, d_model)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.emb(x).detach()
 
 
@@ -520,7 +515,7 @@ class KronosTemporalEmbedding(nn.Module):
         self.day_embed = embed(32, d_model)
         self.month_embed = embed(13, d_model)
 
-    def forward(self, stamp):
+    def forward(self, stamp: torch.Tensor) -> torch.Tensor:
         """`stamp`: `(batch, seq_len, 5)` calendar features (minute, hour, weekday, day, month), any numeric dtype."""
         stamp = stamp.long()
         return (
@@ -568,11 +563,11 @@ class KronosBinarySphericalQuantizer(nn.Module):
         self.register_buffer("basis", 2 ** torch.arange(embed_dim - 1, -1, -1))
         self.register_buffer("group_basis", 2 ** torch.arange(group_size - 1, -1, -1))
 
-    def quantize(self, z):
+    def quantize(self, z: torch.Tensor) -> torch.Tensor:
         zhat = torch.where(z > 0, torch.ones_like(z), -torch.ones_like(z))
         return z + (zhat - z).detach()
 
-    def forward(self, z, collect_metrics=True):
+    def forward(self, z: torch.Tensor, collect_metrics: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """`z`: unit-norm codes `(..., embed_dim)` → `(quantized, loss)`; the loss is 0 without metrics."""
         zq = self.quantize(z) * (1.0 / self.embed_dim**0.5)
         if not collect_metrics:
@@ -582,7 +577,7 @@ class KronosBinarySphericalQuantizer(nn.Module):
         commit_loss = self.beta * torch.mean(((zq.detach() - z) ** 2).sum(dim=-1))
         return zq, commit_loss + self.zeta * entropy_penalty
 
-    def soft_entropy(self, z):
+    def soft_entropy(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Per-sample and codebook entropy of the soft bit assignments `p(bit) = sigmoid(±4 z / sqrt(D))`.
 
@@ -609,12 +604,12 @@ class KronosBSQuantizer(nn.Module):
         self.bsq = KronosBinarySphericalQuantizer(self.codebook_dim, beta, gamma0, gamma, zeta, group_size)
 
     @staticmethod
-    def bits_to_indices(bits):
+    def bits_to_indices(bits: torch.Tensor) -> torch.Tensor:
         """Codes `(..., n)` → ids, bit i (from the left) weighing `2**i`."""
         weights = 2 ** torch.arange(bits.shape[-1], dtype=torch.long, device=bits.device)
         return ((bits >= 0).long() * weights).sum(-1)
 
-    def forward(self, z, half=False, collect_metrics=True):
+    def forward(self, z: torch.Tensor, half: bool = False, collect_metrics: bool = True):
         z = F.normalize(z, dim=-1)
         quantized, bsq_loss = self.bsq(z, collect_metrics=collect_metrics)
         if half:
@@ -653,7 +648,7 @@ class KronosPreTrainedModel(PreTrainedModel):
     # upstream checkpoints persist the rotary frequencies; they are rebuilt in float32 here instead
     _keys_to_ignore_on_load_unexpected = [r"rotary\.inv_freq"]
 
-    def post_init(self):
+    def post_init(self) -> None:
         super().post_init()
         self._build_fp32_kept_in_fp32()
 
@@ -691,7 +686,7 @@ class KronosPreTrainedModel(PreTrainedModel):
             init.copy_(module.group_basis, 2 ** torch.arange(module.group_size - 1, -1, -1))
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
         """
         Load a converted checkpoint, or an upstream (`PyTorchModelHubMixin`) checkpoint as it is: a `config.json`
         without `model_type` is read as upstream's `__init__` arguments. The model is returned in eval mode.
