@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerConfig, KronosTokenizerModel
-from transformers_kronos.cli import build_parser, infer_future_timestamps, main, read_kline_csv, CliError
+from transformers_kronos import infer_future_timestamps
+from transformers_kronos.cli import build_parser, main
+from transformers_kronos.reading import check_series, read_klines
 from transformers_kronos.synthetic import generate_klines
 
 from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS
@@ -87,7 +89,7 @@ def test_forecast_csv_and_plot(tiny_checkpoints, history_csv, tmp_path, capsys):
     # the numbers are the forecaster's: the mean and quantiles of the same 5 seeded paths
     from transformers_kronos import KronosForecaster
 
-    frame, stamps = read_kline_csv(history_csv)
+    frame, stamps = check_series(read_klines(history_csv))
     forecaster = KronosForecaster.from_pretrained(model, tokenizer, device="cpu")
     lookback = min(len(frame), forecaster.max_context)
     torch.manual_seed(3)
@@ -269,15 +271,15 @@ BAD_CSVS = {
     "empty": ("", "empty"),
     "header_only": ("timestamps,open,high,low,close\n", "no rows"),
     "missing_column": ("timestamps,open,high,close\n2024-01-02 09:35,1,2,1\n", "missing column(s) low"),
-    "no_timestamps": ("when,open,high,low,close\n2024-01-02 09:35,1,2,0.5,1\n", "missing column(s) timestamps"),
+    "no_timestamps": ("when,open,high,low,close\n2024-01-02 09:35,1,2,0.5,1\n", "no timestamp column"),
     "bad_timestamp": (_rows(timestamps={3: "yesterday-ish"}), "unparsable timestamp 'yesterday-ish' in data row 4"),
-    "non_numeric": (_rows(close={5: "abc"}), "column 'close' is not a finite number ('abc') in data row 6"),
-    "infinite": (_rows(open={1: "inf"}), "column 'open' is not a finite number"),
+    "non_numeric": (_rows(close={5: "abc"}), "column 'close' is not a number ('abc') in data row 6"),
+    "infinite": (_rows(open={1: "inf"}), "column 'open' is not finite (inf) at 2024-01-02 09:40:00 (candle 2)"),
     "overflowing": ("timestamps,open,high,low,close\n" + "".join(
         f"2024-01-02 10:{m:02d},1,2,0.5,{'1e400' if m == 10 else 1}\n" for m in range(0, 60, 2)),
-        "column 'close' is not a finite number (inf) in data row 6"),
-    "missing_value": (_rows(volume={2: None, 7: None}), "column 'volume' is missing in data row 3 (and 1 more row)"),
-    "bad_candle": (_rows(high={9: "0.5"}), "data row 10 has a high below its open or close"),
+        "column 'close' is not finite (inf) at 2024-01-02 10:10:00 (candle 6)"),
+    "missing_value": (_rows(volume={2: None, 7: None}), "column 'volume' is missing at 2024-01-02 09:45:00 (candle 3) (and 1 more)"),
+    "bad_candle": (_rows(high={9: "0.5"}), "the candle at 2024-01-02 10:20:00 (candle 10) has a high below its open or close"),
     "decreasing": ("timestamps,open,high,low,close\n" + "".join(
         f"2024-01-02 10:{m:02d},1,2,0.5,1\n" for m in [0, 5, 10, 10] + list(range(15, 60, 5))), "strictly increasing"),
     "too_short": ("timestamps,open,high,low,close\n" + "".join(
@@ -286,12 +288,12 @@ BAD_CSVS = {
         f"2024-03-0{1 + i // 20} 10:{i % 20 * 2:02d}:00{'-05:00' if i < 20 else '-04:00'},1,2,0.5,1\n"
         for i in range(40)), "the timestamps mix UTC offsets"),
     "repeated_column": ("timestamps,open,high,low,close,Close\n" + "".join(
-        f"2024-01-02 10:{m:02d},1,2,0.5,1,1\n" for m in range(0, 60, 2)), "column(s) close appear more than once"),
+        f"2024-01-02 10:{m:02d},1,2,0.5,1,1\n" for m in range(0, 60, 2)), "several columns could be 'close' ('close', 'Close'); pass --columns close=NAME"),
     "small_numbers": ("timestamps,open,high,low,close\n" + "".join(f"{i},1,2,0.5,1\n" for i in range(40)),
-                      "the time column holds numbers that are none of YYYYMMDD dates, seconds since 1970"),
+                      "the time column 'timestamps' holds numbers that are none of YYYYMMDD dates, seconds since 1970"),
     "mixed_epochs": ("timestamps,open,high,low,close\n" + "".join(
         f"{1725281700 + 300 * i if i < 20 else (1725281700 + 300 * i) * 1000},1,2,0.5,1\n" for i in range(40)),
-        "the time column holds numbers"),
+        "the time column 'timestamps' holds numbers"),
     "irregular": ("timestamps,open,high,low,close\n" + "".join(
         f"2024-01-02 {h:02d}:{m:02d},1,2,0.5,1\n" for h, m in
         [(9, 1), (9, 3), (9, 7), (9, 14), (9, 15), (9, 31), (9, 40), (9, 44), (9, 50), (10, 2), (10, 9), (10, 11),
@@ -519,7 +521,8 @@ def test_console_script_reports_without_traceback(tmp_path):
     result = subprocess.run([*command, "--csv", str(tmp_path / "missing.csv")], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"kronos-forecast: error: {tmp_path / 'missing.csv'}: no such file"]
+    assert result.stderr.strip().splitlines() == [
+        f"kronos-forecast: error: {tmp_path / 'missing.csv'}: no such file or directory"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -551,47 +554,6 @@ def test_future_timestamps_regular_and_pandas_frequencies():
     assert all(d.day_of_week < 5 for d in infer_future_timestamps(holidays, 7))
     monthly = pd.date_range("2020-01-31", periods=24, freq="ME")
     assert str(infer_future_timestamps(monthly, 2)[1]) == "2022-02-28 00:00:00"
-    with pytest.raises(CliError, match="at least 3"):
-        infer_future_timestamps(hourly[:2], 1)
-
-
-def test_read_kline_csv_day_first_timestamps(tmp_path):
-    """`13/09/2024` only parses day first; pandas guesses month first from `02/09/2024`. Both are tried."""
-    data = generate_klines(600, start="2024-09-02", seed=0)
-    day_first = data.assign(timestamps=data["timestamps"].dt.strftime("%d/%m/%Y %H:%M"))
-    day_first.to_csv(tmp_path / "dmy.csv", index=False)
-    _, stamps = read_kline_csv(tmp_path / "dmy.csv")
-    assert list(stamps) == list(data["timestamps"])
-
-
-def test_read_kline_csv_numeric_timestamps(tmp_path):
-    """Epoch counts (the unit read from their size) and YYYYMMDD integers, which pandas alone reads as nanoseconds."""
-    start = pd.Timestamp("2024-09-02 12:55")
-    stamps = pd.date_range(start, periods=20, freq="5min")
-    epoch = (stamps - pd.Timestamp("1970-01-01")) // pd.Timedelta("1s")
-    days = pd.bdate_range("2024-01-02", periods=20)
-    cases = {
-        "seconds": (epoch, stamps),
-        "milliseconds": (epoch * 1000, stamps),
-        "microseconds": (epoch * 10**6, stamps),
-        "nanoseconds": (epoch * 10**9, stamps),
-        "float seconds": (epoch.astype(float), stamps),
-        "yyyymmdd": (days.strftime("%Y%m%d").astype(int), days),
-    }
-    for name, (numbers, expected) in cases.items():
-        frame = generate_klines(20, seed=1).assign(timestamps=np.asarray(numbers))
-        frame.to_csv(tmp_path / "in.csv", index=False)
-        _, parsed = read_kline_csv(tmp_path / "in.csv")
-        assert parsed.tolist() == list(expected), name
-
-
-def test_read_kline_csv_keeps_optional_columns(tmp_path):
-    path = tmp_path / "k.csv"
-    generate_klines(30, seed=0).drop(columns="amount").to_csv(path, index=False)
-    frame, stamps = read_kline_csv(path)
-    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
-    assert frame.dtypes.eq(np.float64).all() and len(stamps) == 30
-    assert stamps.is_monotonic_increasing
 
 
 def test_parser_defaults():
@@ -624,3 +586,54 @@ def test_unreachable_hub_id_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kronos-forecast: error: could not load --model no-such-org/no-such-kronos")
     assert files_in(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# real file shapes (see test_reading.py), with no flag
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["pandas_index", "pandas_range_index", "arch", "yfinance", "tushare", "akshare",
+                                   "ccxt", "epoch", "parquet"])
+def test_real_file_shapes_forecast_with_no_flag(shape, tiny_checkpoints, tmp_path, capsys):
+    from test_reading import SHAPES
+
+    path, history, notes = SHAPES[shape](tmp_path)
+    model, tokenizer = tiny_checkpoints
+    out = tmp_path / "forecast.csv"
+    status, stdout, err = run_cli(["--data", path, "--model", model, "--tokenizer", tokenizer, "--pred-len", 3,
+                                   "--samples", 2, "--quantiles", "0.5", "--output", out], capsys)
+    assert status == 0, err
+    assert [line for line in err.splitlines() if "note:" in line] == [
+        line for line in err.splitlines() if line.startswith("kronos-forecast: note: ")]
+    for note in notes:
+        assert f"kronos-forecast: note: {path}: " in err and note in err
+    forecast = pd.read_csv(out, parse_dates=["timestamps"])
+    assert len(forecast) == 3 and np.isfinite(forecast.drop(columns="timestamps").to_numpy()).all()
+    assert list(forecast["timestamps"]) == list(infer_future_timestamps(history["timestamps"], 3))
+    assert forecast["timestamps"].iloc[0] > history["timestamps"].iloc[-1]
+
+
+def test_csv_and_data_read_alike(tiny_checkpoints, history_csv, tmp_path, capsys):
+    model, tokenizer = tiny_checkpoints
+    for flag in ("--csv", "--data"):
+        status, _, err = run_cli([flag, history_csv, "--model", model, "--tokenizer", tokenizer, "--pred-len", 4,
+                                  "--samples", 2, "--output", tmp_path / f"{flag[2:]}.csv"], capsys)
+        assert status == 0, err
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "csv.csv"), pd.read_csv(tmp_path / "data.csv"))
+
+
+def test_column_flags_resolve_ambiguity(tiny_checkpoints, tmp_path, capsys):
+    data = generate_klines(40, seed=3)
+    frame = data.assign(time=data["timestamps"].dt.strftime("%H:%M"), last=data["close"])
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    model, tokenizer = tiny_checkpoints
+    base = ["--data", tmp_path / "in.csv", "--model", model, "--tokenizer", tokenizer, "--pred-len", 2, "--samples", 1,
+            "--output", tmp_path / "out.csv"]
+    status, _, err = run_cli(base, capsys)
+    assert status == 2 and "several columns could be the timestamps ('timestamps', 'time')" in err
+    assert err.count("\n") == 1 and not (tmp_path / "out.csv").exists()
+    status, _, err = run_cli(base + ["--timestamp-column", "timestamps", "--columns", "close=last"], capsys)
+    assert status == 0, err
+    status, _, err = run_cli(base + ["--columns", "close"], capsys)
+    assert status == 2 and "--columns: must be FIELD=NAME pairs" in err

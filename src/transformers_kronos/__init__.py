@@ -19,6 +19,7 @@ from .conversion import convert_checkpoint
 from .data import KronosWindowDataset
 from .forecasting import KronosForecaster, calendar_features, infer_future_timestamps
 from .pipelines import KlineForecastingPipeline
+from .reading import KlineReadError, KlineReadWarning, read_klines
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,8 @@ _register()
 
 __all__ = [
     "KlineForecastingPipeline",
+    "KlineReadError",
+    "KlineReadWarning",
     "KronosCache",
     "KronosConfig",
     "KronosForTokenPrediction",
@@ -65,5 +68,6 @@ __all__ = [
     "convert_checkpoint",
     "filter_logits",
     "infer_future_timestamps",
+    "read_klines",
     "sample_tokens",
 ]

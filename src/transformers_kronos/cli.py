@@ -1,11 +1,13 @@
 # Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
-"""`kronos-forecast`: forecast the candles that follow a K-line CSV, write the forecast as CSV and as a chart.
+"""`kronos-forecast`: forecast the candles that follow a K-line file, write the forecast as CSV and as a chart.
 
-    kronos-forecast --csv FILE [--model ID_OR_PATH --tokenizer ID_OR_PATH] [--lookback N] [--pred-len N]
+    kronos-forecast --csv FILE | --data FILE [--timestamp-column NAME] [--columns close=Last,...]
+                    [--model ID_OR_PATH --tokenizer ID_OR_PATH] [--lookback N] [--pred-len N]
                     [--samples K] [--quantiles 0.1,0.5,0.9] [--output out.csv] [--plot out.png]
                     [--device auto|cpu|cuda] [--dtype float32|bfloat16] [--seed S]
 
-The CSV has upstream Kronos' layout: `timestamps, open, high, low, close[, volume, amount]`. The future timestamps
+The file is read by `transformers_kronos.reading.read_klines`: upstream Kronos' layout (`timestamps, open, high,
+low, close[, volume, amount]`) and those that pandas, yfinance, tushare, akshare and ccxt users have. The future timestamps
 are inferred from the history (its bar length, and the trading calendar it follows: sessions, lunch breaks,
 weekends). Without `--model` the command uses the small demo model bundled with the package, which was trained
 on synthetic data and says so; it is not a pretrained Kronos.
@@ -28,9 +30,6 @@ import pandas as pd
 
 from .io_utils import make_folders, one_line, remove_folders, temporary_sibling
 
-PRICE_COLUMNS = ("open", "high", "low", "close")
-OPTIONAL_COLUMNS = ("volume", "amount")
-TIMESTAMP_ALIASES = ("timestamps", "timestamp", "datetime", "date", "time")
 # Fewer candles than this leave too little to normalise on or to infer a bar length from.
 MIN_HISTORY = 16
 # Upstream's README forecasts from 400 candles; the window is clipped to the model's `max_context` anyway.
@@ -107,13 +106,36 @@ def _quantile_list(text):
     return tuple(sorted(levels))
 
 
+def _column_map(text):
+    mapping = {}
+    for part in text.split(","):
+        field, sep, column = part.partition("=")
+        field, column = field.strip().lower(), column.strip()
+        if not sep or not field or not column:
+            raise argparse.ArgumentTypeError(f"must be FIELD=NAME pairs separated by commas, got {part.strip()!r}")
+        if field in mapping:
+            raise argparse.ArgumentTypeError(f"names {field} twice")
+        mapping[field] = column
+    return mapping
+
+
 def build_parser():
     parser = _ArgumentParser(
         prog="kronos-forecast",
         description="Forecast the next candles of a K-line CSV with Kronos; write the forecast as CSV and PNG.",
     )
-    parser.add_argument("--csv", required=True, metavar="FILE",
-                        help="history: columns timestamps, open, high, low, close[, volume, amount]")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", metavar="FILE",
+                        help="history: a CSV with a time column and open, high, low, close[, volume, amount] (read as "
+                             "--data does)")
+    source.add_argument("--data", metavar="FILE_OR_DIR",
+                        help="history: a CSV or Parquet file, or a folder of them (one series per file); pandas, "
+                             "yfinance, tushare, akshare and ccxt layouts are recognised (see docs/universe.md)")
+    parser.add_argument("--timestamp-column", metavar="NAME", default=None,
+                        help="the time column, when the guess is wrong or ambiguous")
+    parser.add_argument("--columns", type=_column_map, default=None, metavar="FIELD=NAME,...",
+                        help="take fields from given columns, e.g. close=Last,volume=Qty (open, high, low, close, "
+                             "volume, amount)")
     parser.add_argument("--model", metavar="ID_OR_PATH",
                         help="predictor checkpoint (converted or upstream format, local or Hub); default: the demo")
     parser.add_argument("--tokenizer", metavar="ID_OR_PATH", help="tokenizer checkpoint matching --model")
@@ -153,169 +175,44 @@ def build_parser():
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def read_kline_csv(path):
-    """
-    Read and check a K-line CSV.
+def _source(args):
+    return args.csv if args.csv is not None else args.data
 
-    Column names are matched case-insensitively; the time column may be called `timestamps` (upstream's name) or
-    `timestamp`, `datetime`, `date`, `time`.
 
-    Returns:
-        `(frame, timestamps)`: the numeric columns (`open, high, low, close` and whichever of `volume, amount` the
-        file has) as float64 with a `RangeIndex`, and the timestamps as a `pd.Series` of datetimes.
+def _read_source(args, stderr):
+    """The K-lines of `--csv`/`--data` through [`read_klines`]; its notes go to `stderr`, one line each."""
+    from .reading import KlineReadError, KlineReadWarning, read_klines
 
-    Raises:
-        `CliError` naming the file and the problem (missing file, no rows, missing columns, unparsable timestamps,
-        non-numeric, missing or non-finite values with their row numbers, timestamps out of order, bad candles).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise CliError(f"{path}: no such file")
-    if path.is_dir():
-        raise CliError(f"{path}: is a directory, not a CSV file")
-    try:
-        raw = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise CliError(f"{path}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise CliError(f"{path}: not a readable CSV file ({one_line(err)})") from None
-    raw.columns = [str(c).strip().lower() for c in raw.columns]
-    repeated = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
-    if repeated:
-        raise CliError(f"{path}: column(s) {', '.join(repeated)} appear more than once (names are matched "
-                       "case-insensitively)")
-    if len(raw) == 0:
-        raise CliError(f"{path}: the file has a header but no rows")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KlineReadWarning)
+        try:
+            klines = read_klines(_source(args), id_column=getattr(args, "id_column", None),
+                                 timestamp_column=args.timestamp_column, columns=args.columns)
+        except KlineReadError as err:
+            raise CliError(str(err)) from None
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, KlineReadWarning)):
+        print(f"kronos-forecast: note: {one_line(message)}", file=stderr)
+    return klines
 
-    time_column = next((c for c in TIMESTAMP_ALIASES if c in raw.columns), None)
-    missing = ([] if time_column else ["timestamps"]) + [c for c in PRICE_COLUMNS if c not in raw.columns]
-    if missing:
-        raise CliError(
-            f"{path}: missing column(s) {', '.join(missing)}; expected timestamps, open, high, low, close"
-            f"[, volume, amount], found {', '.join(raw.columns)}"
-        )
+
+def _single_series(klines, source):
+    """`(values, timestamps)` of a one-series table, checked; `CliError` naming `source` otherwise."""
+    from .reading import KlineReadError, check_series
 
     try:
-        stamps = _parse_timestamps(raw[time_column])
-    except CliError as err:
-        raise CliError(f"{path}: {err}") from None
-    bad = np.flatnonzero(stamps.isna().to_numpy())
-    if len(bad):
-        row = int(bad[0])
-        raise CliError(
-            f"{path}: unparsable timestamp {raw[time_column].iloc[row]!r} in data row {row + 1}"
-            + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
-        )
-    if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_localize(None)
-    order = stamps.diff().iloc[1:]
-    if (order <= pd.Timedelta(0)).any():
-        row = int(np.flatnonzero((order <= pd.Timedelta(0)).to_numpy())[0]) + 2
-        raise CliError(
-            f"{path}: timestamps must be strictly increasing; data row {row} ({stamps.iloc[row - 1]}) does not come "
-            f"after the row before it ({stamps.iloc[row - 2]})"
-        )
-
-    columns = list(PRICE_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in raw.columns]
-    frame = pd.DataFrame(index=pd.RangeIndex(len(raw)))
-    for name in columns:
-        values = pd.to_numeric(raw[name], errors="coerce")
-        bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
-        if len(bad):
-            row = int(bad[0])
-            cell = raw[name].iloc[row]
-            # the cell as the file has it: numbers pandas already parsed (e.g. 1e400 as inf) are shown as numbers
-            shown = repr(cell) if isinstance(cell, str) else str(cell)
-            what = "missing" if pd.isna(cell) else f"not a finite number ({shown})"
-            raise CliError(
-                f"{path}: column {name!r} is {what} in data row {row + 1}"
-                + (f" (and {len(bad) - 1} more row{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else "")
-            )
-        frame[name] = values.astype(float)
-    inconsistent = (frame["high"] < frame[["open", "close"]].max(axis=1)) | (
-        frame["low"] > frame[["open", "close"]].min(axis=1)
-    )
-    if inconsistent.any():
-        rows = np.flatnonzero(inconsistent.to_numpy())
-        raise CliError(
-            f"{path}: data row {rows[0] + 1} has a high below its open or close, or a low above them"
-            + (f" (and {len(rows) - 1} more)" if len(rows) > 1 else "") + "; are the columns in the right order?"
-        )
-    return frame, pd.Series(stamps.to_numpy(), name="timestamps")
+        return check_series(klines, min_length=MIN_HISTORY)
+    except KlineReadError as err:
+        raise CliError(f"{source}: {err}") from None
 
 
-# numeric time columns: (smallest, largest) value of the whole column → how to read it. The ranges do not overlap:
-# 8-digit dates (1900-2199) and epoch counts from 1973 to 2286 in seconds, milliseconds, microseconds or nanoseconds
-NUMERIC_TIMESTAMPS = (
-    ((19_000_101, 21_991_231), {"format": "%Y%m%d"}, "YYYYMMDD dates"),
-    ((1e8, 1e10), {"unit": "s"}, "seconds since 1970"),
-    ((1e11, 1e13), {"unit": "ms"}, "milliseconds since 1970"),
-    ((1e14, 1e16), {"unit": "us"}, "microseconds since 1970"),
-    ((1e17, 1e19), {"unit": "ns"}, "nanoseconds since 1970"),
-)
+def _future_timestamps(stamps, pred_len, source):
+    """The forecast's timestamps, continuing the history's calendar; `CliError` when they cannot be inferred."""
+    from .forecasting import infer_future_timestamps
 
-
-def _parse_numeric_timestamps(values):
-    """A numeric time column read as YYYYMMDD dates or epoch counts (chosen from its range), or `CliError`."""
-    numbers = values.to_numpy(dtype=float)
-    finite = numbers[np.isfinite(numbers)]
-    if len(finite) and (finite == np.round(finite)).all():
-        low, high = finite.min(), finite.max()
-        for (first, last), kwargs, _ in NUMERIC_TIMESTAMPS:
-            if first <= low and high < last:
-                if "format" in kwargs:
-                    text = values.map(lambda v: f"{v:.0f}" if np.isfinite(v) else None)
-                    return pd.to_datetime(text, errors="coerce", **kwargs)
-                return pd.to_datetime(values, errors="coerce", **kwargs)
-    described = ", ".join(what for _, _, what in NUMERIC_TIMESTAMPS)
-    raise CliError(
-        f"the time column holds numbers that are none of {described}; write the timestamps as dates "
-        "(e.g. 2024-01-02 09:30)"
-    )
-
-
-def _parse_timestamps(values):
-    """
-    Datetimes of a CSV column, `NaT` where unparsable. pandas guesses one format from the first value, and reads
-    `02/09/2024` month first; when that leaves values unparsed, day-first and per-value parsing are tried too and
-    the reading that parses the most values wins. A numeric column holds YYYYMMDD dates or epoch counts (see
-    `NUMERIC_TIMESTAMPS`).
-    """
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return _parse_numeric_timestamps(values)
-    best = None
-    for kwargs in ({}, {"dayfirst": True}, {"format": "mixed"}):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "could not infer format" and friends: the result is checked below
-            try:
-                stamps = pd.to_datetime(values, errors="coerce", **kwargs)
-            except (TypeError, ValueError):
-                continue
-        if best is None or stamps.isna().sum() < best.isna().sum():
-            best = stamps
-        if not best.isna().any():
-            break
-    if best is None:  # every reading raised: pandas refuses a column that mixes UTC offsets
-        raise CliError(
-            "the timestamps mix UTC offsets (e.g. across a daylight-saving change); write them all in one zone, or "
-            "as local times without an offset"
-        )
-    return best
-
-
-def infer_future_timestamps(timestamps, pred_len):
-    """
-    The `pred_len` timestamps that follow `timestamps`, on the same bar length and trading calendar (see
-    [`transformers_kronos.infer_future_timestamps`]); `CliError` when they cannot be inferred.
-    """
-    from .forecasting import infer_future_timestamps as infer
-
-    if len(timestamps) < 3:
-        raise CliError(f"need at least 3 timestamps to infer the future ones, got {len(timestamps)}")
     try:
-        return infer(pd.DatetimeIndex(timestamps), pred_len)
+        return infer_future_timestamps(pd.DatetimeIndex(stamps), pred_len)
     except ValueError as err:
-        raise CliError(one_line(err).replace("; pass `y_timestamp`", "")) from None
+        raise CliError(f"{source}: " + one_line(err).replace("; pass `y_timestamp`", "")) from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -441,6 +338,8 @@ def forecast_frame(samples, columns, future, quantile_levels):
     return out
 
 
+
+
 def _check_target(name, target):
     """
     The file that `--output`/`--plot` `target` names (symbolic links followed), checked before the forecast runs: it
@@ -461,61 +360,59 @@ def _check_target(name, target):
     return real
 
 
-def run(args, stdout=None, stderr=None):
-    """Execute a parsed command line; returns the forecast frame. Raises `CliError` on bad input."""
-    stdout = sys.stdout if stdout is None else stdout
-    stderr = sys.stderr if stderr is None else stderr
+
+
+
+
+def _check_outputs(args):
+    """`(output, plot)`: the files to write, checked now rather than after minutes of forecasting."""
     output = Path(args.output).expanduser()
     plot = Path(args.plot).expanduser() if args.plot else None
     if plot is not None and plot.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
         raise CliError(f"--plot {args.plot}: use a .png, .jpg, .pdf or .svg file name")
-    # checked now, not after minutes of forecasting; the files written are the links' targets
+    # the files written are the links' targets
     output = _check_target("--output", output)
     plot = _check_target("--plot", plot) if plot is not None else None
     if plot is not None and plot == output:
         raise CliError("--output and --plot name the same file")
     for name, target in (("--output", output), ("--plot", plot)):
-        if target is not None and target.resolve() == Path(args.csv).expanduser().resolve():
-            raise CliError(f"{name} would overwrite the input {args.csv}")
+        if target is not None and target.resolve() == Path(_source(args)).expanduser().resolve():
+            raise CliError(f"{name} would overwrite the input {_source(args)}")
+    return output, plot
 
-    frame, stamps = read_kline_csv(args.csv)
-    if len(frame) < MIN_HISTORY:
-        raise CliError(f"{args.csv}: the history has {len(frame)} candles; at least {MIN_HISTORY} are needed")
-    if args.lookback is not None and len(frame) < args.lookback:
-        raise CliError(f"{args.csv}: the history has {len(frame)} candles, fewer than --lookback {args.lookback}")
-    future = infer_future_timestamps(stamps, args.pred_len)
 
-    device = _resolve_device(args.device)
-    forecaster, is_demo = load_forecaster(args.model, args.tokenizer, device, args.dtype)
-    if is_demo:
-        print(DEMO_NOTICE, file=stderr)
-    max_context = forecaster.max_context
+def _lookback(args, history_length, max_context, stderr):
+    """The candles of history to condition on: `--lookback`, or the default clipped to the history and context."""
     if args.lookback is None:
-        lookback = min(len(frame), DEFAULT_LOOKBACK, max_context)
-    else:
-        lookback = args.lookback
-        if lookback > max_context:
-            print(f"note: --lookback {lookback} is longer than the model's context; the last {max_context} candles "
-                  "are used", file=stderr)
+        return min(history_length, DEFAULT_LOOKBACK, max_context)
+    if args.lookback > max_context:
+        print(f"note: --lookback {args.lookback} is longer than the model's context; the last {max_context} candles "
+              "are used", file=stderr)
+    return args.lookback
 
-    context = frame.iloc[-lookback:].reset_index(drop=True)
-    context_stamps = stamps.iloc[-lookback:].reset_index(drop=True)
+
+def _forecast_one(forecaster, context, context_stamps, future, args, stderr):
+    """Sample paths of one series under `--seed` (torch's global generator), the forecaster's warnings as lines."""
     import torch
 
     torch.manual_seed(args.seed)
+    source = _source(args)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             samples = _sample_paths(forecaster, context, context_stamps, future, args)
     except (ValueError, TypeError) as err:  # the forecaster's own input checks
-        raise CliError(f"{args.csv}: {one_line(err)}") from None
+        raise CliError(f"{source}: {one_line(err)}") from None
     for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
-        print(f"kronos-forecast: warning: {args.csv}: {one_line(message)}", file=stderr)
-    columns = list(context.columns)
-    result = forecast_frame(samples, columns, future, args.quantiles)
+        print(f"kronos-forecast: warning: {source}: {one_line(message)}", file=stderr)
+    return samples
 
-    # write everything to temporary files first, move into place only when all of it worked; a failure leaves
-    # neither them nor the folders made for them
+
+def _write_outputs(result, samples, history, output, plot, title):
+    """
+    Write the forecast CSV (and chart) to temporary files first and move them into place only when all of it
+    worked; a failure leaves neither them nor the folders made for them.
+    """
     written, created, done = [], [], False
     try:
         for final in (output, plot):
@@ -528,14 +425,9 @@ def run(args, stdout=None, stderr=None):
         if plot is not None:
             from .plotting import plot_forecast
 
-            history = context.assign(timestamps=context_stamps.to_numpy())
-            title = (
-                f"{Path(args.csv).name}: {args.pred_len}-candle forecast, {args.samples} sample paths"
-                + (" (DEMO model trained on synthetic data, not a pretrained Kronos)" if is_demo else "")
-            )
             tmp_plot = temporary_sibling(plot)
             written.append(tmp_plot)
-            plot_forecast(history, result, samples=samples[:, :, columns.index("close")], title=title, path=tmp_plot)
+            plot_forecast(history, result, samples=samples, title=title, path=tmp_plot)
         os.replace(tmp_csv, output)
         if tmp_plot is not None:
             os.replace(tmp_plot, plot)
@@ -550,6 +442,36 @@ def run(args, stdout=None, stderr=None):
         if not done:
             remove_folders(created)
 
+
+def run(args, stdout=None, stderr=None):
+    """Execute a parsed command line; returns the forecast frame. Raises `CliError` on bad input."""
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
+    source = _source(args)
+    output, plot = _check_outputs(args)
+    if Path(source).expanduser().is_dir():
+        raise CliError(f"{source}: is a folder; a folder holds one series per file, and forecasting many series "
+                       "is not supported by this command yet")
+    klines = _read_source(args, stderr)
+    frame, stamps = _single_series(klines, source)
+    if args.lookback is not None and len(frame) < args.lookback:
+        raise CliError(f"{source}: the history has {len(frame)} candles, fewer than --lookback {args.lookback}")
+    future = _future_timestamps(stamps, args.pred_len, source)
+
+    forecaster, is_demo = load_forecaster(args.model, args.tokenizer, _resolve_device(args.device), args.dtype)
+    if is_demo:
+        print(DEMO_NOTICE, file=stderr)
+    lookback = _lookback(args, len(frame), forecaster.max_context, stderr)
+    context = frame.iloc[-lookback:].reset_index(drop=True)
+    context_stamps = stamps.iloc[-lookback:].reset_index(drop=True)
+    samples = _forecast_one(forecaster, context, context_stamps, future, args, stderr)
+    columns = list(context.columns)
+    result = forecast_frame(samples, columns, future, args.quantiles)
+
+    title = (f"{Path(source).name}: {args.pred_len}-candle forecast, {args.samples} sample paths"
+             + (" (DEMO model trained on synthetic data, not a pretrained Kronos)" if is_demo else ""))
+    _write_outputs(result, samples[:, :, columns.index("close")], context.assign(timestamps=context_stamps.to_numpy()),
+                   output, plot, title)
     print(f"wrote {output} ({len(result)} candles: mean" + (
         f" and quantiles {', '.join(repr(q) for q in args.quantiles)})" if args.quantiles else ")"), file=stdout)
     if plot is not None:
