@@ -22,7 +22,7 @@ from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS, random_stamp, r
 from transformers import AutoModel
 
 from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerConfig, KronosTokenizerModel
-from transformers_kronos.modeling_kronos import _execution_device
+from transformers_kronos.utils import execution_device as _execution_device
 
 ATOL = 1e-5
 # a few blocks, so that there is something to split across devices
@@ -346,17 +346,17 @@ def test_half_precision_load(checkpoints, references, kind, dtype):
 @pytest.mark.parametrize("fmt", ["converted", "upstream"])
 def test_lean_half_precision_load_equals_transformers_path(checkpoints, kind, fmt, monkeypatch):
     """A plain `dtype=` load reads the file tensor by tensor (low peak memory); the weights are those of the mmap path."""
-    from transformers_kronos import modeling_kronos
+    from transformers_kronos import loading_kronos
 
     taken = []
-    original = modeling_kronos._open_for_half_precision
+    original = loading_kronos.open_for_half_precision
 
     def spy(*args):
         result = original(*args)
         taken.append(result is not None)
         return result
 
-    monkeypatch.setattr(modeling_kronos, "_open_for_half_precision", spy)
+    monkeypatch.setattr(loading_kronos, "open_for_half_precision", spy)
     path = checkpoints[kind, fmt]
     lean = CLASSES[kind].from_pretrained(path, dtype=torch.bfloat16)
     assert taken == [True]

@@ -21,6 +21,7 @@ from transformers_kronos import (
 )
 from transformers_kronos.demo import load_demo
 from transformers_kronos.forecasting import FEATURE_COLUMNS, quantile_column
+from transformers_kronos.fast_decoding import KronosFastSteps
 from transformers_kronos.modeling_kronos import sample_tokens
 
 MODEL_CONFIG = TINY_MODEL_CONFIGS["tiny"]
@@ -402,13 +403,13 @@ def test_rolling_mode(forecaster, monkeypatch):
     pd.testing.assert_frame_equal(exact, rolling)
 
     passes = []
-    backbone = KronosForTokenPrediction._backbone
+    backbone = KronosForTokenPrediction.backbone
 
     def spy(self, s1_ids, *args, **kwargs):
         passes.append(s1_ids.shape[1])
         return backbone(self, s1_ids, *args, **kwargs)
 
-    monkeypatch.setattr(KronosForTokenPrediction, "_backbone", spy)
+    monkeypatch.setattr(KronosForTokenPrediction, "backbone", spy)
     forecaster.max_context = 32
     # 30 candles of context, 10 forecast: the steps that feed positions 33 to 39 find the window full
     for sample_count in (1, 2):
@@ -551,34 +552,28 @@ def test_models_put_in_eval_mode(checkpoints):
     assert not model.training
 
 
-def test_plain_cpu_models_are_packed(checkpoints, monkeypatch):
+def test_plain_cpu_models_decode_with_the_fast_steps(checkpoints, monkeypatch):
+    """Plain float32 CPU models decode with KronosFastSteps, others through their modules; both forecast alike."""
     model_path, tok_path, _, _ = checkpoints
-    packed = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu")
-    assert packed.model._is_packed() and packed.tokenizer._is_packed()
-    monkeypatch.setattr(KronosForTokenPrediction, "pack_weights", lambda self: self)
-    monkeypatch.setattr(KronosTokenizerModel, "pack_weights", lambda self: self)
-    as_loaded = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu")
-    assert not as_loaded.model._is_packed() and not as_loaded.tokenizer._is_packed()
+    built = []
+    init = KronosFastSteps.__init__
+    monkeypatch.setattr(KronosFastSteps, "__init__", lambda self, *a, **k: built.append(1) or init(self, *a, **k))
+    fast = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu")
     x, x_ts, y_ts = split(*make_klines(30, seed=21), 24, 6)
-    for sampling in (dict(top_k=1), dict(sample_count=3, top_p=0.9)):  # one row, and three paths
-        results = []
-        for forecaster in (packed, as_loaded):
-            torch.manual_seed(4)
-            results.append(forecaster.predict(x, x_ts, y_ts, verbose=False, **sampling))
-        pd.testing.assert_frame_equal(*results, check_exact=True)
-    # a model in half precision (float32 norms and heads) is left as it is, and so is one whose parameters were
-    # made under inference mode (their storage cannot be swapped)
-    bf16 = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", dtype=torch.bfloat16)
-    assert not bf16.model._is_packed()
-    with torch.inference_mode():
-        built_there = KronosForTokenPrediction(packed.model.config)
-        built_there.load_state_dict(packed.model.state_dict())
+    results = {}
+    for sampling in (dict(top_k=1), dict(sample_count=3, top_k=1)):  # one row, and three paths
+        results["fast", len(results)] = fast.predict(x, x_ts, y_ts, verbose=False, **sampling)
+    assert len(built) == 2
+    monkeypatch.setattr(KronosFastSteps, "supports", classmethod(lambda cls, model: False))
+    for sampling in (dict(top_k=1), dict(sample_count=3, top_k=1)):
+        results["modules", len(results) - 2] = fast.predict(x, x_ts, y_ts, verbose=False, **sampling)
+    assert len(built) == 2
+    for i in range(2):
+        # the few-row products sum in another order than F.linear: ~1e-6 apart in the logits, the same greedy tokens
+        pd.testing.assert_frame_equal(results["fast", i], results["modules", i], rtol=1e-5, atol=1e-4)
     monkeypatch.undo()
-    kept = KronosForecaster(built_there, KronosTokenizerModel.from_pretrained(tok_path), device="cpu")
-    assert not kept.model._is_packed() and kept.tokenizer._is_packed()
-    pd.testing.assert_frame_equal(
-        kept.predict(x, x_ts, y_ts, verbose=False, top_k=1), packed.predict(x, x_ts, y_ts, verbose=False, top_k=1)
-    )
+    bf16 = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", dtype=torch.bfloat16)
+    assert not KronosFastSteps.supports(bf16.model)
 
 
 def test_bfloat16(checkpoints):
@@ -792,3 +787,24 @@ def test_device_must_exist(checkpoints):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="'cuda' is not available on this machine"):
             KronosForecaster(model, tokenizer, device="cuda")
+
+
+def test_compiled_decoding_step_gives_the_same_forecasts(checkpoints, monkeypatch):
+    """`compile=True` compiles the decoding step once (dynamic shapes: the cache grows), same forecasts."""
+    model_path, tok_path, _, _ = checkpoints
+    options = []
+    compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: options.append(kw) or compile(fn, **kw))
+    plain = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu")
+    # aot_eager traces the whole step as the default backend does, without its (minute-long) code generation
+    compiled = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", compile={"backend": "aot_eager"})
+    assert options == [{"dynamic": True, "backend": "aot_eager"}]
+    assert type(compiled._steps).__name__ == "type" and compiled._steps.__name__ == "CompiledKronosModuleSteps"
+    x, x_ts, y_ts = split(*make_klines(20, seed=21), 16, 4)
+    pd.testing.assert_frame_equal(
+        compiled.predict(x, x_ts, y_ts, verbose=False, top_k=1, sample_count=2),
+        plain.predict(x, x_ts, y_ts, verbose=False, top_k=1, sample_count=2),
+        rtol=1e-5, atol=1e-4,  # plain decodes with the CPU fast path (few-row products, ~1e-6 in the logits)
+    )
+    KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", compile=True)
+    assert options[-1] == {"dynamic": True}  # no CUDA graphs on CPU

@@ -25,18 +25,17 @@ from transformers_kronos import (
     KronosTokenizerConfig,
     KronosTokenizerModel,
 )
-from transformers_kronos import modeling_kronos
-from transformers_kronos.modeling_kronos import (
+from transformers.cache_utils import Cache
+
+from transformers_kronos import generation_kronos
+from transformers_kronos.generation_kronos import (
     KronosCache,
-    KronosDirectSteps,
-    KronosLinear,
+    KronosCacheLayer,
     KronosPathCache,
-    KronosRMSNorm,
-    KronosRotaryEmbedding,
-    apply_rotary,
-    build_attention_mask,
     filter_logits,
+    shared_prompt_attention,
 )
+from transformers_kronos.modeling_kronos import KronosRMSNorm, KronosRotaryEmbedding, apply_rotary, build_attention_mask
 
 ATOL = 1e-5
 
@@ -284,7 +283,9 @@ def test_upstream_state_dict_loads_without_renaming(upstream_checkpoint):
     ours_sd = ours.state_dict()
     for key, value in ref.state_dict().items():
         if key.endswith("rotary.inv_freq"):
-            torch.testing.assert_close(value, dict(ours.named_buffers())[key])
+            # one rotary table per head size here: the backbone's, and the dependency layer's
+            rotary = ours.dep_layer.rotary_emb if key.startswith("dep_layer") else ours.rotary_emb
+            torch.testing.assert_close(value, rotary.inv_freq)
             continue
         assert ours_sd[key].shape == value.shape and torch.equal(ours_sd[key], value), key
 
@@ -338,7 +339,7 @@ def test_init_from_config_is_finite_and_deterministic():
     b = KronosForTokenPrediction(config)
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.isfinite(pa.float()).all() and torch.equal(pa, pb), name
-    rotary = a.transformer[0].self_attn.rotary
+    rotary = a.rotary_emb
     head_dim = config.d_model // config.n_heads
     expected = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
     assert torch.equal(rotary.inv_freq, expected)
@@ -452,60 +453,36 @@ def test_attention_mask_helper_never_masks_a_whole_row():
 
 
 def test_cache_rolls_and_refuses_overflow():
-    cache = KronosCache(3)
+    cache = KronosCache(1, 3)
     k = torch.arange(4.0).view(1, 1, 4, 1)
     with pytest.raises(ValueError, match="full"):
-        cache.update(0, k, k)
-    rolling = KronosCache(3, rolling=True)
-    rolling.update(0, k[..., :2, :], k[..., :2, :])
-    rolling.advance(2)
-    keys, _ = rolling.update(0, k[..., 2:, :], k[..., 2:, :])
-    rolling.advance(2)
-    assert keys.flatten().tolist() == [1.0, 2.0, 3.0] and rolling.length == 3 and rolling.position_offset == 4
+        cache.update(k, k, 0)
+    rolling = KronosCache(1, 3, rolling=True)
+    rolling.update(k[..., :2, :], k[..., :2, :], 0)
+    keys, _ = rolling.update(k[..., 2:, :], k[..., 2:, :], 0)
+    assert keys.flatten().tolist() == [1.0, 2.0, 3.0]
+    assert rolling.get_seq_length() == 3 and rolling.seen_tokens == 4
 
 
-def test_cache_moves_its_buffers():
-    cache = KronosCache(4)
-    cache.update(0, torch.ones(1, 2, 3, 4), torch.zeros(1, 2, 3, 4))
-    cache.advance(3)
-    assert cache.to(torch.device("meta")) is cache
-    assert cache.keys[0].device.type == "meta" and cache.values[0].device.type == "meta"
-    assert cache.length == 3
-
-
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("shape", [(1, 48), (1, 1, 48), (3, 48), (2, 2, 48)])
-def test_linear_few_row_path_matches_f_linear(bias, shape, monkeypatch):
-    torch.manual_seed(0)
-    layer = KronosLinear(48, 64, bias=bias)
-    x = torch.randn(*shape)
-    expected = torch.nn.functional.linear(x, layer.weight, layer.bias)
-    batched = []
-    for name in ("bmm", "baddbmm"):
-        original = getattr(torch, name)
-        monkeypatch.setattr(torch, name, lambda *a, _f=original, **k: batched.append(1) or _f(*a, **k))
-    with torch.no_grad():
-        got = layer(x)
-    assert batched == [1]  # the batched few-row product ran
-    assert got.shape == expected.shape
-    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
-    # with autograd (training) the layer is exactly nn.Linear
-    assert torch.equal(layer(x), expected)
-
-
-def test_linear_few_row_path_falls_back(monkeypatch):
-    torch.manual_seed(0)
-    odd = KronosLinear(16, 7)  # 7 outputs cannot be split into blocks
-    many = KronosLinear(16, 8)
-    x_odd, x_many = torch.randn(1, 16), torch.randn(KronosLinear.max_fast_rows + 1, 16)
-    calls = []
-    monkeypatch.setattr(torch, "baddbmm", lambda *a, **k: calls.append(1))
-    with torch.no_grad():
-        assert torch.equal(odd(x_odd), torch.nn.functional.linear(x_odd, odd.weight, odd.bias))
-        assert torch.equal(many(x_many), torch.nn.functional.linear(x_many, many.weight, many.bias))
-        one_row = x_many[:1].double()
-        assert torch.equal(many.double()(one_row), torch.nn.functional.linear(one_row, many.weight, many.bias))
-    assert calls == []
+def test_cache_is_a_transformers_cache():
+    """Layers of the transformers Cache API: update returns every held position, rows repeat for sample paths,
+    and a cache of a few batch rows copies into those rows of a larger one."""
+    cache = KronosCache(2, 5)
+    assert isinstance(cache, Cache) and len(cache.layers) == 2
+    k = torch.randn(2, 3, 4, 8)
+    keys, values = cache.update(k, -k, 1)
+    assert torch.equal(keys, k) and torch.equal(values, -k) and cache.get_seq_length(1) == 4
+    cache.batch_repeat_interleave(3)
+    assert torch.equal(cache.read(1)[0], k.repeat_interleave(3, dim=0))
+    whole = KronosCache(1, 5)
+    for rows in (slice(0, 1), slice(1, 2)):
+        part = KronosCache(1, 5)
+        part.update(k[rows], -k[rows], 0)
+        whole.write_rows(rows, 2, part)
+    assert torch.equal(whole.read(0)[0], k) and whole.seen_tokens == 4
+    growing = KronosCache(1)  # no max_length: grows by concatenation
+    growing.update(k, k, 0)
+    assert growing.update(k, k, 0)[0].shape[-2] == 8
 
 
 def test_apply_rotary_is_the_rotate_half_form():
@@ -518,14 +495,19 @@ def test_apply_rotary_is_the_rotate_half_form():
     assert torch.equal(apply_rotary(x, cos, signed_sin), x * cos + half * sin)
 
 
+def _path_attention(cache, query, layer_idx=0):
+    key, value = cache.read(layer_idx)
+    out, _ = shared_prompt_attention(None, query, key, value, None, query.shape[-1] ** -0.5, **cache.prompt(layer_idx))
+    return out.transpose(1, 2)  # back to (rows, heads, 1, head_dim), as F.scaled_dot_product_attention gives it
+
+
 def test_path_cache_attention_equals_the_repeated_prompt():
     """Attention over a KronosPathCache equals SDPA over the prompt repeated for every path, padding included."""
     torch.manual_seed(0)
     series, paths, heads, dim, prompt_len = 2, 3, 4, 8, 7
-    prompt = KronosCache(prompt_len)
+    prompt = KronosCache(1, prompt_len)
     prompt_key, prompt_value = torch.randn(series, heads, prompt_len, dim), torch.randn(series, heads, prompt_len, dim)
-    prompt.update(0, prompt_key, prompt_value)
-    prompt.advance(prompt_len)
+    prompt.update(prompt_key, prompt_value, 0)
     mask = torch.ones(series, prompt_len, dtype=torch.long)
     mask[1, :3] = 0  # the second series is left-padded
     cache = KronosPathCache(prompt, paths, max_new=4, prompt_mask=mask)
@@ -537,10 +519,11 @@ def test_path_cache_attention_equals_the_repeated_prompt():
     expected = torch.nn.functional.scaled_dot_product_attention(
         query, repeated_key, repeated_value, attn_mask=keep[:, None, None, :]
     )
-    torch.testing.assert_close(cache.read(0).attend(query), expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(_path_attention(cache, query), expected, atol=1e-6, rtol=1e-5)
     for step in range(4):
         key, value, query = (torch.randn(rows, heads, 1, dim) for _ in range(3))
-        got = cache.update(0, key, value).attend(query)
+        cache.update(key, value, 0)
+        got = _path_attention(cache, query)
         repeated_key = torch.cat([repeated_key, key], dim=2)
         repeated_value = torch.cat([repeated_value, value], dim=2)
         keep = torch.cat([keep, torch.ones(rows, 1, dtype=torch.bool)], dim=1)
@@ -548,26 +531,25 @@ def test_path_cache_attention_equals_the_repeated_prompt():
             query, repeated_key, repeated_value, attn_mask=keep[:, None, None, :]
         )
         torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
-        cache.advance(1)
-    assert cache.length == prompt_len + 4 and cache.position_offset == prompt_len + 4
-    assert cache.prompt_keys[0].shape[0] == series  # the prompt is held once per series
+    assert cache.get_seq_length() == prompt_len + 4 and cache.seen_tokens == prompt_len + 4
+    assert cache.prompt(0)["prompt_key"].shape[0] == series  # the prompt is held once per series
     with pytest.raises(ValueError, match="full"):
-        cache.update(0, key, value)
+        cache.update(key, value, 0)
 
 
 def test_path_cache_attention_merges_far_apart_scores():
     """Prompt and generated scores hundreds apart: the merge must rescale by the larger maximum, not overflow."""
     torch.manual_seed(1)
     heads, dim, prompt_len = 2, 4, 5
-    prompt = KronosCache(prompt_len)
+    prompt = KronosCache(1, prompt_len)
     prompt_key, prompt_value = torch.randn(1, heads, prompt_len, dim), torch.randn(1, heads, prompt_len, dim)
-    prompt.update(0, prompt_key, prompt_value)
-    prompt.advance(prompt_len)
+    prompt.update(prompt_key, prompt_value, 0)
     cache = KronosPathCache(prompt, paths=2, max_new=1)
     query = torch.full((2, heads, 1, dim), 20.0)
     key = torch.full((2, heads, 1, dim), 20.0)  # scores of 800 for the generated position, ~0 for the prompt
     value = torch.randn(2, heads, 1, dim)
-    got = cache.update(0, key, value).attend(query)
+    cache.update(key, value, 0)
+    got = _path_attention(cache, query)
     expected = torch.nn.functional.scaled_dot_product_attention(
         query, torch.cat([prompt_key.expand(2, -1, -1, -1), key], 2), torch.cat([prompt_value.expand(2, -1, -1, -1), value], 2)
     )
@@ -579,7 +561,7 @@ def test_rotary_angles_stay_float32_in_half_precision():
     """The rotary frequencies are rebuilt in float32 even when the model is cast: bfloat16 angles are off by up to
     0.2 at position 500."""
     model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
-    rotary = model.transformer[0].self_attn.rotary
+    rotary = model.rotary_emb
     positions = torch.arange(512)
     want = rotary(positions, torch.float32)
     model.to(torch.bfloat16)
@@ -623,203 +605,14 @@ def test_sample_paths_share_the_prompt_cache(monkeypatch, padded):
 def _recorded_generation(model, monkeypatch, **kwargs):
     """Tokens of a seeded `generate_tokens` call and every logits tensor it sampled from."""
     logits = []
-    sample = modeling_kronos.sample_tokens
+    sample = generation_kronos.sample_tokens
     monkeypatch.setattr(
-        modeling_kronos, "sample_tokens", lambda x, *a, **k: logits.append(x.clone()) or sample(x, *a, **k)
+        generation_kronos, "sample_tokens", lambda x, *a, **k: logits.append(x.clone()) or sample(x, *a, **k)
     )
     torch.manual_seed(7)
     s1, s2, _ = model.generate_tokens(**kwargs)
-    monkeypatch.setattr(modeling_kronos, "sample_tokens", sample)
+    monkeypatch.setattr(generation_kronos, "sample_tokens", sample)
     return s1, s2, logits
-
-
-@pytest.mark.parametrize("packed", [False, True], ids=["as-built", "packed"])
-@pytest.mark.parametrize(
-    "name, batch, sample_count, max_context, sliding, padded",
-    [
-        ("tiny", 1, 1, 64, "exact", False),  # one row: the batched few-row products
-        ("odd_bits_fixed_te", 1, 3, 64, "exact", False),  # three paths; fixed calendar tables, 3 heads
-        ("tiny", 2, 3, 64, "exact", True),  # six rows (plain products) with left padding
-        ("tiny", 1, 2, 12, "exact", False),  # the window fills: re-encoded every step
-        ("six_heads", 2, 1, 12, "rolling", True),  # the window fills: rolling cache
-    ],
-)
-def test_direct_decoding_steps_equal_module_steps(
-    monkeypatch, name, batch, sample_count, max_context, sliding, padded, packed
-):
-    torch.manual_seed(0)
-    config = TINY_MODEL_CONFIGS[name]
-    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
-    if packed:  # each block's q/k/v and w1/w3 products stacked into one (up to `max_fast_rows` rows)
-        model.pack_weights()
-        stacked = KronosDirectSteps(model, torch.zeros(batch * sample_count, 15, 5)).layers[0][1][0] is not None
-        # biases of d_model float32 values stack only when that keeps each aligned (not six_heads' 72)
-        aligned = config["d_model"] * 4 % 64 == 0
-        assert stacked == (batch * sample_count <= KronosLinear.max_fast_rows and aligned)
-    s1, s2, stamp = inputs_for(config, batch=batch, length=9)
-    mask = None
-    if padded:
-        mask = torch.ones(batch, 9, dtype=torch.long)
-        mask[0, :4] = 0
-    future = inputs_for(config, batch=batch, length=6, seed=1)[2]
-    kwargs = dict(s1_ids=s1, s2_ids=s2, stamp=stamp, future_stamp=future, pred_len=6, attention_mask=mask,
-                  max_context=max_context, sample_count=sample_count, sliding=sliding, top_p=0.9)
-    assert KronosDirectSteps.supports(model)
-    direct = _recorded_generation(model, monkeypatch, **kwargs)
-    hook = model.dep_layer.register_forward_pre_hook(lambda *args: None)  # any hook: decode through the modules
-    assert not KronosDirectSteps.supports(model)
-    through_modules = _recorded_generation(model, monkeypatch, **kwargs)
-    hook.remove()
-    assert len(direct[2]) == len(through_modules[2]) == 12
-    for a, b in zip(direct[2], through_modules[2]):
-        assert torch.equal(a, b)
-    assert torch.equal(direct[0], through_modules[0]) and torch.equal(direct[1], through_modules[1])
-    assert not direct[0].is_inference()  # decoded under inference mode, returned as ordinary tensors
-
-
-def test_pack_weights_keeps_values_parameters_and_training(tmp_path):
-    torch.manual_seed(0)
-    config = TINY_MODEL_CONFIGS["six_heads"]
-    model = KronosForTokenPrediction(KronosConfig(**config))
-    reference = copy.deepcopy(model)
-    params = dict(model.named_parameters())
-    frozen = {name for name, param in params.items() if not param.requires_grad}
-    assert not model._is_packed()
-    assert model.pack_weights() is model and model._is_packed()
-    assert dict(model.named_parameters()) == params  # the same parameter objects, in new memory
-    assert {name for name, param in params.items() if not param.requires_grad} == frozen
-    for name, value in reference.state_dict().items():
-        assert torch.equal(model.state_dict()[name], value), name
-    # one block of memory, but a storage of its own for every parameter (what savers and `torch.save` look at)
-    blocks = {modeling_kronos._packed_memory_at(param.data_ptr())[1] for param in params.values()}
-    assert len(blocks) == 1 and None not in blocks
-    assert len({param.untyped_storage().data_ptr() for param in params.values()}) == len(params)
-    assert all(param.data_ptr() % 64 == 0 for param in params.values())  # every one aligned
-    for group in model._adjacent_groups():  # each group's weights lie back to back
-        weights = [m.weight for m in group]
-        stacked = modeling_kronos.concatenated_view(weights)
-        assert stacked is not None and torch.equal(stacked, torch.cat(weights))
-        assert stacked.data_ptr() == weights[0].data_ptr()  # aliases them, so never stale
-        if group[0].bias is not None:  # 72 float32 biases (288 bytes) would leave the next one misaligned
-            assert modeling_kronos.concatenated_view([m.bias for m in group]) is None
-    pointers = [param.data_ptr() for param in params.values()]
-    model.pack_weights()  # already packed: nothing is copied
-    assert [param.data_ptr() for param in params.values()] == pointers
-
-    # training sees the same model: equal gradients, and an optimizer step updates the packed parameters
-    s1, s2, stamp = inputs_for(config)
-    labels = dict(s1_labels=torch.roll(s1, -1, 1), s2_labels=torch.roll(s2, -1, 1))
-    for m in (model, reference):
-        m.eval()(s1, s2, stamp, **labels).loss.backward()
-    for name, param in reference.named_parameters():
-        assert torch.equal(params[name].grad, param.grad), name
-    torch.optim.SGD(model.parameters(), lr=0.1).step()
-    key_weight = params["transformer.0.self_attn.k_proj.weight"]
-    assert not torch.equal(key_weight, reference.transformer[0].self_attn.k_proj.weight)
-    assert modeling_kronos.concatenated_view([m.weight for m in model._adjacent_groups()[0]]) is not None
-
-    # saved and loaded like any model, by every saver, each tensor alone
-    import io
-
-    from accelerate import Accelerator
-    from safetensors.torch import load_file, save_model
-
-    model.save_pretrained(tmp_path / "pretrained")
-    reloaded = KronosForTokenPrediction.from_pretrained(tmp_path / "pretrained")
-    save_model(model, tmp_path / "module.safetensors")
-    Accelerator(cpu=True).save_model(model, tmp_path / "accelerate")
-    expected = model.state_dict()
-    for saved in (reloaded.state_dict(), load_file(tmp_path / "module.safetensors"),
-                  load_file(tmp_path / "accelerate" / "model.safetensors")):
-        assert saved.keys() == expected.keys()
-        for name, value in expected.items():
-            assert torch.equal(saved[name], value), name
-    part = io.BytesIO()
-    torch.save(model.head.state_dict(), part)  # a part of the model, not the whole block
-    assert len(part.getvalue()) < 2 * sum(t.numel() * t.element_size() for t in model.head.state_dict().values()) + 4096
-
-    fresh = KronosForTokenPrediction(KronosConfig(**config))
-    with torch.inference_mode():  # e.g. a forecaster built under inference mode: the model stays trainable
-        fresh.pack_weights()
-    assert fresh._is_packed() and not any(param.is_inference() for param in fresh.parameters())
-    fresh(s1, s2, stamp, **labels).loss.backward()
-
-    # parameters sharing memory (as identical views) keep sharing it; a group with a shared member is not stacked,
-    # and packing again copies nothing
-    tied = KronosForTokenPrediction(KronosConfig(**config))
-    second, third = tied.transformer[0].ffn.w1, tied.transformer[0].ffn.w3
-    third.weight.data = second.weight.data  # two parameters, one memory (and so not a stackable group)
-    attention = tied.transformer[0].self_attn
-    attention.v_proj.weight = attention.k_proj.weight  # one parameter in two places of a group
-    tied.pack_weights()
-    assert third.weight.data_ptr() == second.weight.data_ptr() and third.weight is not second.weight
-    assert attention.v_proj.weight is attention.k_proj.weight and tied._is_packed()
-    pointers = [param.data_ptr() for param in tied.parameters()]
-    assert [param.data_ptr() for param in tied.pack_weights().parameters()] == pointers
-    steps = KronosDirectSteps(tied.eval(), torch.zeros(1, 4, 5)).layers[0]
-    assert steps[1][0] is None and steps[4][0] is None  # q/k/v and w1/w3 one at a time
-    dependency = tied.dep_layer.cross_attn
-    assert modeling_kronos.concatenated_view([dependency.k_proj.weight, dependency.v_proj.weight]) is not None
-
-    tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).eval()
-    x = torch.randn(2, 12, 6)
-    with torch.no_grad():
-        before = tokenizer(x).reconstruction
-        assert torch.equal(tokenizer.pack_weights()(x).reconstruction, before)
-    assert tokenizer._is_packed()
-
-
-@pytest.mark.parametrize(
-    "config",
-    [
-        TINY_MODEL_CONFIGS["six_heads"],
-        # matrices of 30 x 41 float32 (4,920 bytes): stacked back to back, the second would not be 16-byte aligned
-        dict(TINY_MODEL_CONFIGS["tiny"], d_model=30, n_heads=3, dependency_heads=3, ff_dim=41),
-    ],
-    ids=["six_heads", "odd_sizes"],
-)
-def test_packed_decoding_equals_the_weights_in_fresh_memory(monkeypatch, tmp_path, config):
-    """
-    Weights of a checkpoint written by `save_pretrained` load memory-mapped, at addresses that need not be 16-byte
-    aligned, and MKL's few-row products may round those differently (~1e-6 in the logits). Packed, decoding gives
-    the logits of the same weights in memory of torch's own (64-byte aligned), wherever they sat in the file.
-    """
-    KronosForTokenPrediction(KronosConfig(**config)).save_pretrained(tmp_path)
-    packed = KronosForTokenPrediction.from_pretrained(tmp_path).pack_weights()
-    fresh = KronosForTokenPrediction.from_pretrained(tmp_path)
-    for param in fresh.parameters():
-        param.data = param.data.clone()
-    s1, s2, stamp = inputs_for(config, batch=1, length=9)
-    future = inputs_for(config, batch=1, length=6, seed=1)[2]
-    for sample_count in (1, 3):
-        kwargs = dict(s1_ids=s1, s2_ids=s2, stamp=stamp, future_stamp=future, pred_len=6, sample_count=sample_count)
-        runs = [_recorded_generation(model, monkeypatch, **kwargs) for model in (packed, fresh)]
-        assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
-        for a, b in zip(runs[0][2], runs[1][2]):
-            assert torch.equal(a, b)
-
-
-def test_pack_weights_refuses_what_it_cannot_pack():
-    with torch.device("meta"):
-        model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"]))
-    with pytest.raises(ValueError, match=r"cannot pack the weights: every parameter must be on the CPU.*meta"):
-        model.pack_weights()
-    with torch.inference_mode():  # inference tensors: their storage cannot be swapped
-        model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
-    with pytest.raises(ValueError, match="created under torch.inference_mode"):
-        model.pack_weights()
-    transposed = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"]))
-    first, second = transposed.transformer[0].ffn.w2.weight, transposed.transformer[1].ffn.w2.weight
-    second.data = first.data.t()  # a tie that a copy could not keep
-    with pytest.raises(ValueError, match="share memory through different views"):
-        transposed.pack_weights()
-    s1, s2, stamp = inputs_for(TINY_MODEL_CONFIGS["tiny"], batch=1, length=5)
-    with torch.inference_mode():
-        model(s1, s2, stamp)  # still usable as it was
-    # replaced parameters (another dtype here) end the packing, and the stacked products with it
-    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval().pack_weights()
-    assert not model.double()._is_packed()
-    assert KronosDirectSteps(model.float(), torch.zeros(1, 4, 5)).layers[0][1][0] is None
 
 
 def test_prompt_encoded_a_few_series_at_a_time(monkeypatch):
@@ -833,8 +626,8 @@ def test_prompt_encoded_a_few_series_at_a_time(monkeypatch):
                   pred_len=5, attention_mask=mask, sample_count=2, top_k=1)
     one_pass = _recorded_generation(model, monkeypatch, **kwargs)
     passes = []
-    backbone = model._backbone
-    monkeypatch.setattr(model, "_backbone", lambda *a, **k: passes.append(a[0].shape[0]) or backbone(*a, **k))
+    backbone = model.backbone
+    monkeypatch.setattr(model, "backbone", lambda *a, **k: passes.append(a[0].shape[0]) or backbone(*a, **k))
     model._prompt_positions_per_pass = 9  # one series per pass
     per_series = _recorded_generation(model, monkeypatch, **kwargs)
     assert passes[:3] == [1, 1, 1]
@@ -850,54 +643,25 @@ def test_exact_sliding_frees_the_cache_before_re_encoding(monkeypatch):
     model = KronosForTokenPrediction(KronosConfig(**config)).eval()
     s1, s2, stamp = inputs_for(config, batch=2, length=9)
     buffers, alive_at_window_pass = [], []
-    update = KronosCache.update
+    update = KronosCacheLayer.update
 
-    def recording_update(self, layer_idx, key, value):
-        out = update(self, layer_idx, key, value)
-        buffers.extend(weakref.ref(b) for b in (self.keys[layer_idx], self.values[layer_idx]))
+    def recording_update(self, key, value, *args, **kwargs):
+        out = update(self, key, value)
+        buffers.extend(weakref.ref(b) for b in (self.keys, self.values))
         return out
 
-    backbone = model._backbone
+    backbone = model.backbone
 
     def recording_backbone(s1_ids, s2_ids, stamp=None, attention_mask=None, cache=None):
         if cache is None:  # a full-window pass of exact sliding
             alive_at_window_pass.append(sum(ref() is not None for ref in buffers))
         return backbone(s1_ids, s2_ids, stamp, attention_mask, cache)
 
-    monkeypatch.setattr(KronosCache, "update", recording_update)
-    monkeypatch.setattr(model, "_backbone", recording_backbone)
+    monkeypatch.setattr(KronosCacheLayer, "update", recording_update)
+    monkeypatch.setattr(model, "backbone", recording_backbone)
     future = inputs_for(config, batch=2, length=6, seed=1)[2]
     model.generate_tokens(s1, s2, stamp, future, pred_len=6, max_context=12, top_k=1)
     assert buffers and alive_at_window_pass and alive_at_window_pass[0] == 0
-
-
-def test_direct_decoding_steps_equal_module_steps_in_bfloat16(monkeypatch):
-    torch.manual_seed(0)
-    config = TINY_MODEL_CONFIGS["tiny"]
-    model = KronosForTokenPrediction(KronosConfig(**config)).eval().to(torch.bfloat16)
-    s1, s2, stamp = inputs_for(config, batch=1, length=9)
-    kwargs = dict(s1_ids=s1, s2_ids=s2, stamp=stamp, future_stamp=inputs_for(config, batch=1, length=4, seed=1)[2],
-                  pred_len=4, sample_count=2)
-    assert KronosDirectSteps.supports(model)
-    direct = _recorded_generation(model, monkeypatch, **kwargs)
-    hook = model.register_forward_pre_hook(lambda *args: None)
-    through_modules = _recorded_generation(model, monkeypatch, **kwargs)
-    hook.remove()
-    assert direct[2][0].dtype == torch.bfloat16
-    for a, b in zip(direct[2], through_modules[2]):
-        assert torch.equal(a, b)
-
-
-def test_direct_decoding_steps_only_for_plain_models():
-    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
-    assert KronosDirectSteps.supports(model)
-    assert not KronosDirectSteps.supports(model.train())
-    model.eval()
-    model.head.half()  # mixed dtypes
-    assert not KronosDirectSteps.supports(model)
-    model.float()
-    model.head.proj_s1 = torch.nn.Linear(32, 16)  # not one of this file's modules (an adapter would not be either)
-    assert not KronosDirectSteps.supports(model)
 
 
 def test_filter_logits_applies_top_k_and_top_p():
@@ -1067,3 +831,90 @@ def test_unknown_upstream_config_keys_are_warned_about(upstream_checkpoint, tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # the file as upstream writes it, and a transformers override
         KronosForTokenPrediction.from_pretrained(path, attn_implementation="eager")
+
+
+# ------------------------------------------------------------------------------------------------- transformers conventions
+
+
+CONVENTION_CASES = {"tiny": TINY_MODEL_CONFIGS["tiny"], "published-small": PUBLISHED_MODEL_CONFIGS["small"]}
+
+
+@pytest.mark.parametrize("name", list(CONVENTION_CASES))
+@pytest.mark.parametrize("padded", [False, True])
+def test_prompt_then_cached_steps_equal_one_full_pass(name, padded):
+    torch.manual_seed(0)
+    config = CONVENTION_CASES[name]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, batch=2, length=10)
+    mask = torch.ones_like(s1)
+    if padded:
+        mask[0, :3] = 0
+    mask_arg = mask if padded else None
+    with torch.no_grad():
+        full = model(s1, s2, stamp, attention_mask=mask_arg, use_teacher_forcing=True, s1_targets=s1)
+        out = model(s1[:, :6], s2[:, :6], stamp[:, :6], attention_mask=mask[:, :6] if padded else None, use_cache=True,
+                    use_teacher_forcing=True, s1_targets=s1[:, :6])  # fmt: skip
+        s1_logits, context = [out.s1_logits], [out.context]
+        for i in range(6, 10):
+            step = model(s1[:, i : i + 1], s2[:, i : i + 1], stamp[:, i : i + 1], cache=out.cache,
+                         attention_mask=mask[:, : i + 1] if padded else None, use_teacher_forcing=True,
+                         s1_targets=s1[:, i : i + 1])  # fmt: skip
+            assert step.cache is out.cache and out.cache.get_seq_length() == i + 1
+            s1_logits.append(step.s1_logits)
+            context.append(step.context)
+    # the same arithmetic over fewer keys per product: float32 rounding apart (measured 1.7e-6 tiny, 3.2e-6 Kronos-small)
+    torch.testing.assert_close(torch.cat(s1_logits, 1), full.s1_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cat(context, 1), full.context, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="one position per step"):
+        model(s1[:, :2], s2[:, :2], stamp[:, :2], cache=out.cache)
+
+
+@pytest.mark.parametrize("name", list(CONVENTION_CASES))
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_output_attentions_gives_one_map_per_block(name, implementation):
+    config = CONVENTION_CASES[name]
+    model = KronosForTokenPrediction(KronosConfig(**config, attn_implementation=implementation)).eval()
+    s1, s2, stamp = inputs_for(config, batch=2, length=7)
+    with torch.no_grad():
+        out = model(s1, s2, stamp, output_attentions=True, use_teacher_forcing=True, s1_targets=s1)
+        plain = model(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
+    assert plain.attentions is None and len(out.attentions) == config["n_layers"]
+    for weights in out.attentions:
+        assert weights.shape == (2, config["n_heads"], 7, 7)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(2, config["n_heads"], 7))
+        assert torch.equal(weights.triu(1), torch.zeros_like(weights))  # causal
+    torch.testing.assert_close(out.s1_logits, plain.s1_logits, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("name", list(CONVENTION_CASES))
+def test_compiles_with_fullgraph(name):
+    torch.manual_seed(0)
+    config = CONVENTION_CASES[name]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, batch=2, length=8)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    with torch.no_grad():
+        got = compiled(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
+        expected = model(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
+    torch.testing.assert_close(got.s2_logits, expected.s2_logits, atol=ATOL, rtol=0)
+    with pytest.raises(ValueError, match="ids outside"):  # eager keeps its checks
+        model(s1 + 10_000, s2, stamp)
+
+
+@pytest.mark.parametrize("name", list(CONVENTION_CASES))
+def test_exports_with_dynamic_batch_and_length(name):
+    torch.manual_seed(0)
+    config = CONVENTION_CASES[name]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, batch=2, length=8)
+    batch, length = torch.export.Dim("batch", min=1, max=64), torch.export.Dim("length", min=2, max=512)
+    shapes = {"s1_ids": {0: batch, 1: length}, "s2_ids": {0: batch, 1: length}, "stamp": {0: batch, 1: length},
+              "s1_targets": {0: batch, 1: length}}  # fmt: skip
+    kwargs = dict(stamp=stamp, use_teacher_forcing=True, s1_targets=s1)
+    exported = torch.export.export(model, (s1, s2), kwargs, dynamic_shapes={**shapes, "use_teacher_forcing": None})
+    s1, s2, stamp = inputs_for(config, batch=3, length=11, seed=1)
+    with torch.no_grad():
+        got = exported.module()(s1, s2, stamp=stamp, use_teacher_forcing=True, s1_targets=s1)
+        expected = model(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
+    torch.testing.assert_close(got["s1_logits"], expected.s1_logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got["s2_logits"], expected.s2_logits, atol=ATOL, rtol=0)

@@ -258,13 +258,12 @@ def _future_timestamps(stamps, pred_len, source):
 
 def _resolve_device(name):
     """The device for `--device`: `auto` picks as the forecaster does (cuda, then mps, then cpu)."""
-    from .forecasting import _default_device
-    from .modeling_kronos import _check_device
+    from .utils import check_device, default_device
 
     if name == "auto":
-        return str(_default_device())
+        return str(default_device())
     try:
-        _check_device(name, "--device")
+        check_device(name, "--device")
     except ValueError as err:
         raise CliError(one_line(err)) from None
     return name

@@ -8,6 +8,9 @@ Standard transformers names (`hidden_size`, `num_hidden_layers`, ...) are aliase
 This file imports only `transformers`, so it can be shipped as remote code.
 """
 
+import inspect
+import warnings
+
 from transformers import PretrainedConfig
 
 # Upstream `__init__` arguments of each network. A config.json whose keys cover one of these sets (and that has
@@ -190,11 +193,11 @@ class KronosConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
     @property
-    def s1_vocab_size(self):
+    def s1_vocab_size(self) -> int:
         return 2**self.s1_bits
 
     @property
-    def s2_vocab_size(self):
+    def s2_vocab_size(self) -> int:
         return 2**self.s2_bits
 
 
@@ -299,7 +302,7 @@ class KronosTokenizerConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         output = super().to_dict()
         # `save_pretrained` takes any class whose name contains "Tokenizer" for a text tokenizer and records it in
         # `auto_map` as a (slow, fast) pair, which AutoConfig / AutoModel cannot resolve as remote code: keep the
@@ -313,13 +316,105 @@ class KronosTokenizerConfig(PretrainedConfig):
         return output
 
     @property
-    def codebook_dim(self):
+    def codebook_dim(self) -> int:
         return self.s1_bits + self.s2_bits
 
     @property
-    def num_hidden_layers(self):
+    def num_hidden_layers(self) -> int:
         """Transformer blocks actually built (encoder plus decoder), as upstream builds them."""
         return (self.n_enc_layers - 1) + (self.n_dec_layers - 1)
 
 
-__all__ = ["KronosConfig", "KronosTokenizerConfig"]
+# --------------------------------------------------------------------------------------------------------------------
+# Reading upstream config.json files (one place: the models' from_pretrained and the conversion both use it)
+# --------------------------------------------------------------------------------------------------------------------
+
+CONFIG_KINDS = ("auto", "model", "tokenizer")
+
+
+def config_from_upstream(raw: dict, expected: type | None = None) -> PretrainedConfig:
+    """
+    Build a [`KronosConfig`] or [`KronosTokenizerConfig`] from an upstream `config.json` dictionary (upstream's
+    `__init__` arguments, no `model_type`).
+
+    Raises `ValueError` when the keys match neither network, or match the other one than `expected`.
+    """
+    keys = set(raw)
+    if set(UPSTREAM_TOKENIZER_KEYS) <= keys:
+        config_cls = KronosTokenizerConfig
+    elif set(UPSTREAM_MODEL_KEYS) <= keys:
+        config_cls = KronosConfig
+    else:
+        raise ValueError(
+            "config.json is neither a Kronos predictor nor a Kronos tokenizer config "
+            f"(predictor keys missing: {sorted(set(UPSTREAM_MODEL_KEYS) - keys)}; tokenizer keys missing: "
+            f"{sorted(set(UPSTREAM_TOKENIZER_KEYS) - keys)})"
+        )
+    if expected is not None and config_cls is not expected:
+        raise ValueError(
+            f"this checkpoint holds a {config_cls.__name__[:-6]} but {expected.__name__[:-6]} was asked for; "
+            f"load it with {'KronosTokenizerModel' if config_cls is KronosTokenizerConfig else 'KronosForTokenPrediction'}"
+        )
+    known = set(inspect.signature(config_cls.__init__).parameters) | set(inspect.signature(PretrainedConfig.__init__).parameters)
+    unknown = sorted(keys - known - {"attn_implementation", "kwargs", "self"})
+    if unknown:
+        # a transformers config keeps any key as an attribute, so a misspelt one would change nothing in silence
+        warnings.warn(
+            f"config.json has key(s) {unknown} that Kronos does not read: they are kept in the config but change "
+            "nothing (a misspelling?)",
+            UserWarning,
+            stacklevel=2,
+        )
+    return config_cls(**raw)
+
+
+def detect_config(raw: dict, kind: str = "auto") -> tuple[str, PretrainedConfig]:
+    """
+    Build our config from a `config.json` dictionary, upstream format or already converted.
+
+    Args:
+        raw (`dict`): The parsed `config.json`.
+        kind (`str`): `"auto"` (from the keys), `"model"` (the predictor) or `"tokenizer"`.
+
+    Returns:
+        `(kind, config)` with `kind` in `("model", "tokenizer")` and `config` a [`KronosConfig`] or
+        [`KronosTokenizerConfig`].
+    """
+    if kind not in CONFIG_KINDS:
+        raise ValueError(f"`kind` must be one of {CONFIG_KINDS}, got {kind!r}")
+    expected = {"model": KronosConfig, "tokenizer": KronosTokenizerConfig}.get(kind)
+    model_type = raw.get("model_type")
+    if model_type is None:
+        config = config_from_upstream(raw, expected=expected)
+    elif model_type in (KronosConfig.model_type, KronosTokenizerConfig.model_type):
+        config_cls = KronosConfig if model_type == KronosConfig.model_type else KronosTokenizerConfig
+        if expected is not None and config_cls is not expected:
+            raise ValueError(f"config.json describes a {model_type!r} checkpoint, not the {kind} that was asked for")
+        config = config_cls.from_dict(raw)
+    else:
+        raise ValueError(f"config.json has model_type {model_type!r}: not a Kronos checkpoint")
+    return ("tokenizer" if isinstance(config, KronosTokenizerConfig) else "model"), config
+
+
+def check_kronos_kind(config_class: type, model_type: str, name_or_path: object) -> None:
+    """
+    Raise when a converted checkpoint holds the other Kronos network (a tokenizer loaded as the predictor or the
+    reverse): transformers would load it with every weight missing, that is, randomly initialised.
+    """
+    kinds = {KronosConfig.model_type: "KronosForTokenPrediction", KronosTokenizerConfig.model_type: "KronosTokenizerModel"}
+    expected = getattr(config_class, "model_type", None)
+    if model_type in kinds and expected in kinds and model_type != expected:
+        raise ValueError(
+            f"{str(name_or_path)!r} is a {model_type!r} checkpoint, not a {expected!r} one: load it with "
+            f"{kinds[model_type]}.from_pretrained (or AutoModel)"
+        )
+
+
+__all__ = [
+    "CONFIG_KINDS",
+    "KronosConfig",
+    "KronosTokenizerConfig",
+    "check_kronos_kind",
+    "config_from_upstream",
+    "detect_config",
+]

@@ -32,20 +32,22 @@ from typing import Optional, Union
 import torch
 
 from .configuration_kronos import (
+    CONFIG_KINDS,
     UPSTREAM_MODEL_KEYS,
     UPSTREAM_TOKENIZER_KEYS,
     KronosConfig,
     KronosTokenizerConfig,
+    detect_config,
 )
 from .io_utils import atomic_directory, one_line
-from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel, config_from_upstream
+from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 
 CONFIG_NAME = "config.json"
 SAFE_WEIGHTS_NAME = "model.safetensors"
 PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-KINDS = ("auto", "model", "tokenizer")
+KINDS = CONFIG_KINDS
 
 # Keys upstream checkpoints persist that our models rebuild instead of loading.
 _REBUILT_KEYS = re.compile(r"(^|\.)rotary\.inv_freq$")
@@ -140,34 +142,6 @@ def read_source_config(local_dir: Union[str, os.PathLike]) -> dict:
     if not isinstance(raw, dict):
         raise ValueError(f"{path} must hold a JSON object, got {type(raw).__name__}")
     return raw
-
-
-def detect_config(raw: dict, kind: str = "auto") -> tuple[str, Union[KronosConfig, KronosTokenizerConfig]]:
-    """
-    Build our config from a `config.json` dictionary, upstream format or already converted.
-
-    Args:
-        raw (`dict`): The parsed `config.json`.
-        kind (`str`): `"auto"` (from the keys), `"model"` (the predictor) or `"tokenizer"`.
-
-    Returns:
-        `(kind, config)` with `kind` in `("model", "tokenizer")` and `config` a [`KronosConfig`] or
-        [`KronosTokenizerConfig`].
-    """
-    if kind not in KINDS:
-        raise ValueError(f"`kind` must be one of {KINDS}, got {kind!r}")
-    expected = {"model": KronosConfig, "tokenizer": KronosTokenizerConfig}.get(kind)
-    model_type = raw.get("model_type")
-    if model_type is None:
-        config = config_from_upstream(raw, expected=expected)
-    elif model_type in (KronosConfig.model_type, KronosTokenizerConfig.model_type):
-        config_cls = KronosConfig if model_type == KronosConfig.model_type else KronosTokenizerConfig
-        if expected is not None and config_cls is not expected:
-            raise ValueError(f"config.json describes a {model_type!r} checkpoint, not the {kind} that was asked for")
-        config = config_cls.from_dict(raw)
-    else:
-        raise ValueError(f"config.json has model_type {model_type!r}: not a Kronos checkpoint")
-    return ("tokenizer" if isinstance(config, KronosTokenizerConfig) else "model"), config
 
 
 def load_source_state_dict(

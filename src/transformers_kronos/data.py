@@ -23,8 +23,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .forecasting import FEATURE_COLUMNS, NORM_EPS, PRICE_COLUMNS, TIME_FEATURES, _check_float32_range, reject_numeric_timestamps
-from .forecasting import calendar_features as _calendar_features
+from .forecasting import (
+    FEATURE_COLUMNS,
+    NORM_EPS,
+    PRICE_COLUMNS,
+    TIME_FEATURES,
+    calendar_features,
+    check_float32_range,
+    reject_numeric_timestamps,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +48,7 @@ def _rows_message(rows):
     return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
-def load_kline_table(source):
+def load_kline_table(source: object) -> pd.DataFrame:
     """
     Read a K-line table into a `pandas.DataFrame`.
 
@@ -85,20 +92,9 @@ def load_kline_table(source):
     return frame.reset_index(drop=True)
 
 
-def calendar_features(timestamps):
-    """
-    Calendar features of each timestamp, as Kronos embeds them.
-
-    Args:
-        timestamps (`pandas.Series` of datetimes): One per candle.
-
-    Returns:
-        `numpy.ndarray` of shape `(n, 5)` and dtype int64: minute, hour, weekday (Monday = 0), day of month, month.
-    """
-    return _calendar_features(timestamps).astype(np.int64)
-
-
-def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None):
+def prepare_kline_frame(
+    frame: pd.DataFrame, timestamp_column: str = "timestamps", series_column: str | None = None
+) -> dict:
     """
     Validate a K-line table and turn it into per-series arrays.
 
@@ -135,6 +131,31 @@ def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None
     if repeated:
         raise ValueError(f"the K-line table has the column(s) {repeated} more than once")
 
+    values = _feature_values(frame)
+
+    timestamps = _timestamps(frame, timestamp_column)
+    stamps = calendar_features(timestamps).astype(np.int64)
+
+    groups = _series_rows(frame, series_column)
+    time_ns = timestamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    series = {}
+    for key, rows in groups.items():
+        rows = np.sort(rows)
+        bad = rows[1:][np.diff(time_ns[rows]) <= 0]
+        if len(bad):
+            where = f" of series {key!r}" if key is not None else ""
+            raise ValueError(
+                f"timestamps{where} must be strictly increasing; they are not at {_rows_message(bad)} "
+                "(sort the table by time and drop duplicate candles)"
+            )
+        where = f"series {key!r}: " if key is not None else ""
+        check_float32_range(values[rows], where)  # the windows' float32 statistics would overflow
+        series[key] = (values[rows], stamps[rows])
+    return series
+
+
+def _feature_values(frame):
+    """The six features of a K-line table as float32 `(n, 6)`, volume and amount filled as upstream fills them."""
     columns = {}
     for name in (c for c in FEATURE_COLUMNS if c in frame.columns):
         raw = frame[name]
@@ -158,7 +179,11 @@ def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None
         columns["amount"] = columns["volume"] * np.mean([columns[c] for c in PRICE_COLUMNS], axis=0)
     with np.errstate(over="ignore"):  # values beyond float32 become inf, which the check below reports
         values = np.stack([columns[c] for c in FEATURE_COLUMNS], axis=-1).astype(np.float32)
+    return values
 
+
+def _timestamps(frame, timestamp_column):
+    """The table's timestamps, parsed; every one present and valid."""
     raw_time = frame[timestamp_column]
     reject_numeric_timestamps(raw_time, f"column {timestamp_column!r}")
     try:
@@ -168,35 +193,21 @@ def prepare_kline_frame(frame, timestamp_column="timestamps", series_column=None
     bad = np.flatnonzero(timestamps.isna().to_numpy())
     if len(bad):
         raise ValueError(f"column {timestamp_column!r} has missing or unparsable timestamps at {_rows_message(bad)}")
-    stamps = calendar_features(timestamps)
+    return timestamps
 
+
+def _series_rows(frame, series_column):
+    """Row indices of each series (one series, `None`, without `series_column`)."""
     if series_column is None:
-        groups = {None: np.arange(len(frame))}
-    else:
-        ids = frame[series_column]
-        bad = np.flatnonzero(ids.isna().to_numpy())
-        if len(bad):
-            raise ValueError(f"column {series_column!r} has missing series ids at {_rows_message(bad)}")
-        try:
-            groups = {key: np.asarray(rows) for key, rows in ids.groupby(ids, sort=False).indices.items()}
-        except TypeError as err:  # e.g. lists as ids
-            raise TypeError(f"column {series_column!r} must hold hashable series ids (names or numbers): {err}") from None
-
-    time_ns = timestamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    series = {}
-    for key, rows in groups.items():
-        rows = np.sort(rows)
-        bad = rows[1:][np.diff(time_ns[rows]) <= 0]
-        if len(bad):
-            where = f" of series {key!r}" if key is not None else ""
-            raise ValueError(
-                f"timestamps{where} must be strictly increasing; they are not at {_rows_message(bad)} "
-                "(sort the table by time and drop duplicate candles)"
-            )
-        where = f"series {key!r}: " if key is not None else ""
-        _check_float32_range(values[rows], where)  # the windows' float32 statistics would overflow
-        series[key] = (values[rows], stamps[rows])
-    return series
+        return {None: np.arange(len(frame))}
+    ids = frame[series_column]
+    bad = np.flatnonzero(ids.isna().to_numpy())
+    if len(bad):
+        raise ValueError(f"column {series_column!r} has missing series ids at {_rows_message(bad)}")
+    try:
+        return {key: np.asarray(rows) for key, rows in ids.groupby(ids, sort=False).indices.items()}
+    except TypeError as err:  # e.g. lists as ids
+        raise TypeError(f"column {series_column!r} must hold hashable series ids (names or numbers): {err}") from None
 
 
 def _check_series(series):
@@ -223,7 +234,7 @@ def _check_series(series):
             raise ValueError(f"series {key!r} has NaN or infinite values")
 
 
-def chronological_split(series, validation_fraction):
+def chronological_split(series: dict, validation_fraction: float) -> tuple[dict, dict]:
     """
     Split every series in time: its first candles for training, its last `validation_fraction` for validation.
 
@@ -326,7 +337,16 @@ class KronosWindowDataset(torch.utils.data.Dataset):
         self.starts = np.concatenate(starts)
 
     @classmethod
-    def from_splits(cls, data, lookback, pred_window, validation_fraction, timestamp_column="timestamps", series_column=None, **kwargs):
+    def from_splits(
+        cls,
+        data: object,
+        lookback: int,
+        pred_window: int,
+        validation_fraction: float,
+        timestamp_column: str = "timestamps",
+        series_column: str | None = None,
+        **kwargs,
+    ) -> tuple["KronosWindowDataset", "KronosWindowDataset | None"]:
         """
         A training and a validation dataset from one table, split in time per series (see [`chronological_split`]).
 
@@ -345,7 +365,7 @@ class KronosWindowDataset(torch.utils.data.Dataset):
         return train_dataset, validation_dataset
 
     @property
-    def num_features(self):
+    def num_features(self) -> int:
         return self.values.shape[-1]
 
     def __len__(self):
@@ -365,7 +385,6 @@ class KronosWindowDataset(torch.utils.data.Dataset):
 __all__ = [
     "FEATURE_COLUMNS",
     "KronosWindowDataset",
-    "calendar_features",
     "chronological_split",
     "load_kline_table",
     "prepare_kline_frame",

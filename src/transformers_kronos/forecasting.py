@@ -26,16 +26,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .modeling_kronos import (
-    KronosDirectSteps,
-    KronosForTokenPrediction,
-    KronosTokenizerModel,
-    _check_count,
-    _check_device,
-    _plain_placement,
-    check_generator,
-    check_sampling,
-)
+from .fast_decoding import KronosFastSteps
+from .generation_kronos import KronosModuleSteps, check_generator, check_sampling, compiled_steps
+from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
+from .utils import check_count, check_device, default_device
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VOLUME_COLUMN = "volume"
@@ -48,7 +42,7 @@ NORM_EPS = 1e-5
 _EPS_SHARE_WARNED = 0.1
 
 
-def quantile_column(column, level):
+def quantile_column(column: str, level: float) -> str:
     """
     Name of the column that holds quantile `level` of `column` in a forecast frame, e.g. `close_q0.1`: the shortest
     decimal that reads back as the level, so that distinct levels never share a name.
@@ -56,7 +50,7 @@ def quantile_column(column, level):
     return f"{column}_q{float(level)!r}"
 
 
-def calendar_features(timestamps):
+def calendar_features(timestamps: object) -> np.ndarray:
     """
     Calendar features of timestamps, as the predictor's temporal embedding expects them.
 
@@ -72,7 +66,7 @@ def calendar_features(timestamps):
     return np.stack([index.minute, index.hour, index.day_of_week, index.day, index.month], axis=-1).astype(np.float32)
 
 
-def infer_future_timestamps(x_timestamp, pred_len):
+def infer_future_timestamps(x_timestamp: object, pred_len: int) -> pd.DatetimeIndex:
     """
     The `pred_len` timestamps that follow `x_timestamp`, on the same bar length and trading calendar.
 
@@ -145,7 +139,7 @@ def _continue_calendar(index, gaps, pred_len):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def reject_numeric_timestamps(values, name):
+def reject_numeric_timestamps(values: object, name: str) -> None:
     """
     Raise `TypeError` when `values` holds numbers: pandas would read them as nanoseconds since 1970 and give every
     candle the same calendar features. Epoch counts and YYYYMMDD integers need an explicit conversion.
@@ -186,16 +180,16 @@ def _check_increasing(index, name):
 
 
 def _check_pred_len(pred_len):
-    return _check_count("pred_len", pred_len)
+    return check_count("pred_len", pred_len)
 
 
 def _check_sampling(T, top_k, top_p, sample_count):
     """Validate the sampling controls and return them normalised (`top_k=None` → 0, `top_p=None` → 1.0)."""
     T, top_k, top_p = check_sampling(T, top_k, top_p, temperature_name="T")
-    return T, top_k, top_p, _check_count("sample_count", sample_count)
+    return T, top_k, top_p, check_count("sample_count", sample_count)
 
 
-def _check_batch_size(batch_size):
+def check_batch_size(batch_size: int | None) -> int | None:
     if batch_size is None:
         return None
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
@@ -280,11 +274,11 @@ def _features(df, where=""):
         raise ValueError(f"{where}`df` contains NaN or inf in column(s) {columns}")
     with np.errstate(over="ignore"):
         values = values.astype(np.float32)
-    _check_float32_range(values, where)
+    check_float32_range(values, where)
     return values
 
 
-def _check_float32_range(values, where=""):
+def check_float32_range(values: np.ndarray, where: str = "") -> None:
     """
     Raise when a column is too large for upstream's float32 arithmetic: beyond float32's range, or so large that
     its variance overflows (|x - mean| above ~1.8e19), which would turn the forecast into inf and NaN.
@@ -312,22 +306,13 @@ class _Series:
         self.std = std
         self.y_index = y_index
 
-    def denormalize(self, values):
+    def denormalize(self, values: np.ndarray) -> np.ndarray:
         return values * (self.std + NORM_EPS) + self.mean
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # The forecaster
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def _default_device():
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def _is_dispatched(module):
@@ -365,10 +350,14 @@ class KronosForecaster:
         max_context (`int`, *optional*): Tokens the predictor attends to; defaults to `model.config.max_context`
             (512 for the published models). Longer contexts are accepted, and their last window is used.
         clip (`float`, defaults to 5): Normalised inputs are clipped to `[-clip, clip]`.
+        compile (`bool` or `dict`, defaults to `False`): Compile the decoding step with `torch.compile`
+            (`mode="reduce-overhead"`, i.e. CUDA graphs, on CUDA); a dict gives `torch.compile`'s options. The first
+            forecast pays the compilation.
 
     Both models are put in eval mode (upstream's predictor leaves them as they are, so dropout stays active in a
-    freshly built upstream model). On CPU, plain models (one dtype, no hooks or adapters) have their weights packed
-    with [`KronosPreTrainedModel.pack_weights`] for faster decoding: the same parameters and values, in new memory.
+    freshly built upstream model). Plain float32 models on CPU (no hooks or adapters) decode with
+    [`fast_decoding.KronosFastSteps`], the same arithmetic without module calls and with few-row products split over
+    the CPU's threads; every other model goes through its modules.
     """
 
     price_cols = list(PRICE_COLUMNS)
@@ -376,7 +365,7 @@ class KronosForecaster:
     amt_vol = AMOUNT_COLUMN
     time_cols = list(TIME_FEATURES)
 
-    def __init__(self, model, tokenizer, device=None, max_context=None, clip=5):
+    def __init__(self, model: KronosForTokenPrediction, tokenizer: KronosTokenizerModel, device=None, max_context=None, clip=5, compile=False) -> None:
         if not isinstance(model, KronosForTokenPrediction):
             raise TypeError(
                 f"`model` must be a KronosForTokenPrediction, got {type(model).__name__} "
@@ -409,24 +398,29 @@ class KronosForecaster:
         self.max_context = int(max_context)
         self.clip = clip
         if device is None:
-            device = _input_device(model) if _is_dispatched(model) else _default_device()
+            device = _input_device(model) if _is_dispatched(model) else default_device()
         else:
-            _check_device(device, "`device`")
+            check_device(device, "`device`")
         self.device = torch.device(device)
         for module in (self.model, self.tokenizer):
             if not _is_dispatched(module):  # accelerate's hooks place the inputs of a dispatched model
                 module.to(self.device)
         self.model.eval()
         self.tokenizer.eval()
-        if self.device.type == "cpu":
-            # weights out of the file mapping, aligned, with stacked projections: forecasts ~7% faster
-            if KronosDirectSteps.supports(self.model) and self.model._packing_obstacle() is None:
-                self.model.pack_weights()
-            if _plain_placement(self.tokenizer) and self.tokenizer._packing_obstacle() is None:
-                self.tokenizer.pack_weights()
+        # the compiled decoding step, if asked for; otherwise each forecast takes the CPU fast path when the model
+        # is plain (KronosFastSteps.supports), else the modules
+        self._steps = self._compiled_steps(compile) if compile else None
+
+    def _compiled_steps(self, compile):
+        options = dict(compile) if isinstance(compile, dict) else {}
+        if self.device.type == "cuda":
+            options.setdefault("mode", "reduce-overhead")  # CUDA graphs: one launch per step
+        return compiled_steps(KronosModuleSteps, **options)
 
     @classmethod
-    def from_pretrained(cls, model_id_or_path, tokenizer_id_or_path, device=None, max_context=None, clip=5, **load_kwargs):
+    def from_pretrained(
+        cls, model_id_or_path, tokenizer_id_or_path, device=None, max_context=None, clip=5, compile=False, **load_kwargs
+    ) -> "KronosForecaster":
         """
         Load a predictor and a tokenizer (upstream-format or converted, local directories or Hub ids).
 
@@ -442,7 +436,7 @@ class KronosForecaster:
         if load_kwargs.get("device_map") is not None:
             # keep what the map chose (a map onto one device sets no `hf_device_map`, so name that device)
             device = None if _is_dispatched(model) else _input_device(model)
-        return cls(model, tokenizer, device=device, max_context=max_context, clip=clip)
+        return cls(model, tokenizer, device=device, max_context=max_context, clip=clip, compile=compile)
 
     # ------------------------------------------------------------------ preprocessing
 
@@ -569,6 +563,7 @@ class KronosForecaster:
                 sliding=sliding,
                 generator=generator,
                 progress=lambda step: bar.update(1),
+                steps=self._steps or (KronosFastSteps if KronosFastSteps.supports(self.model) else None),
             )
             # decode the last window, as upstream: the tokenizer's decoder is causal, so the forecast rows depend on
             # the context tokens before them in the window (a forecast longer than the window decodes all of it)
@@ -608,7 +603,7 @@ class KronosForecaster:
         sliding="exact",
         generator=None,
         batch_size=None,
-    ):
+    ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
         """
         Forecast one series.
 
@@ -644,7 +639,7 @@ class KronosForecaster:
             `(sample_count, pred_len, 6)` in the columns' order.
         """
         T, top_k, top_p, sample_count = _check_sampling(T, top_k, top_p, sample_count)
-        batch_size = _check_batch_size(batch_size)
+        batch_size = check_batch_size(batch_size)
         series, pred_len = self._prepare(df, x_timestamp, y_timestamp, pred_len)
         paths = self._generate(
             [series], pred_len, T, top_k, top_p, sample_count, verbose, sliding, generator, batch_size
@@ -669,7 +664,7 @@ class KronosForecaster:
         sliding="exact",
         generator=None,
         batch_size=None,
-    ):
+    ) -> list:
         """
         Forecast several series in one batch. They may have different context lengths (they are left-padded and
         masked, and each forecast equals the series' own); all forecast `pred_len` candles.
@@ -708,7 +703,7 @@ class KronosForecaster:
                 raise ValueError(f"`{name}` has {len(value)} entries but `df_list` has {count}")
             lists[name] = value
         T, top_k, top_p, sample_count = _check_sampling(T, top_k, top_p, sample_count)
-        batch_size = _check_batch_size(batch_size)
+        batch_size = check_batch_size(batch_size)
         series = []
         lengths = set()
         for i, (df, x_ts, y_ts) in enumerate(zip(df_list, lists["x_timestamp_list"], lists["y_timestamp_list"])):
@@ -739,7 +734,7 @@ class KronosForecaster:
         sliding="exact",
         generator=None,
         batch_size=None,
-    ):
+    ) -> pd.DataFrame:
         """
         Forecast one series as a distribution: the mean and quantiles over `sample_count` sample paths.
 
@@ -777,7 +772,7 @@ class KronosForecaster:
         sliding="exact",
         generator=None,
         batch_size=None,
-    ):
+    ) -> list:
         """
         [`predict_quantiles`] for several series in one batch; returns one frame per series. `batch_size` as in
         [`predict_batch`] (it counts paths over all series).

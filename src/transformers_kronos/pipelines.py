@@ -18,7 +18,7 @@ converted), since Kronos' "tokenizer" is a network of its own rather than a text
 import pandas as pd
 from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
 
-from .forecasting import KronosForecaster, _check_batch_size
+from .forecasting import KronosForecaster, check_batch_size
 from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 
 TASK = "kline-forecasting"
@@ -77,7 +77,7 @@ class KlineForecastingPipeline(Pipeline):
         if batch_size is None:
             batch_size = self._batch_size
         if batch_size is not None:
-            _check_batch_size(batch_size)
+            check_batch_size(batch_size)
         if isinstance(inputs, (list, tuple)) and not inputs:
             return []
         if batch_size in (None, 1) or not isinstance(inputs, (list, tuple)):
@@ -100,7 +100,7 @@ class KlineForecastingPipeline(Pipeline):
         forward = {k: kwargs[k] for k in _FORWARD_KEYS if k in kwargs}
         return preprocess, forward, {}
 
-    def preprocess(self, inputs, x_timestamp=None, y_timestamp=None, pred_len=None):
+    def preprocess(self, inputs: object, x_timestamp=None, y_timestamp=None, pred_len: int | None = None) -> dict:
         if isinstance(inputs, dict):
             unknown = sorted(set(inputs) - {"df", "x_timestamp", "y_timestamp"})
             if unknown or "df" not in inputs:
@@ -129,7 +129,7 @@ class KlineForecastingPipeline(Pipeline):
             return self.forecaster.predict_quantiles_batch(**series, quantile_levels=quantile_levels, verbose=verbose, **sampling)
         return self.forecaster.predict_batch(**series, verbose=verbose, **sampling)
 
-    def postprocess(self, model_outputs):
+    def postprocess(self, model_outputs: dict) -> object:
         return model_outputs["forecast"]
 
 

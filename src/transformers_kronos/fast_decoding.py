@@ -1,0 +1,234 @@
+# Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
+"""A faster decoding step for plain Kronos predictors on CPU, selected by [`KronosForecaster`].
+
+A decoding step applies ~60 weight matrices and ~300 small operations to one position per path. On CPU two things
+then cost as much as the arithmetic:
+
+- going through the modules (calls, hook checks, re-deriving views of the weights): [`KronosFastSteps`] looks the
+  weights up once per forecast and runs the modules' own arithmetic, with the same functions in the same order;
+- BLAS's matrix-vector kernel, which for one row runs on a single thread at about a third of the memory bandwidth:
+  [`few_row_linear`] splits the weight's output features into one block per thread and multiplies the blocks as one
+  batched product, so every thread streams its own block (2-3x faster per matrix on a 2-core CPU).
+
+Every output is still one dot product over all input features, so the logits agree with the modules' to float32
+rounding (the kernels may sum in different orders); tests/test_fast_decoding.py checks it. The modelling file does
+not import this module.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .generation_kronos import KronosModuleSteps, KronosPathCache, shared_prompt_attention
+from .modeling_kronos import (
+    KronosAttention,
+    KronosDependencyAwareLayer,
+    KronosDualHead,
+    KronosFeedForward,
+    KronosFixedEmbedding,
+    KronosHierarchicalEmbedding,
+    KronosRMSNorm,
+    KronosRotaryEmbedding,
+    KronosSinusoidalTable,
+    KronosTemporalEmbedding,
+    KronosTransformerBlock,
+    apply_rotary,
+    build_attention_mask,
+    eager_attention_forward,
+)
+
+__all__ = ["KronosFastSteps", "few_row_linear", "few_row_views", "MAX_FAST_ROWS"]
+
+# from 8 rows on, BLAS's own kernels are as fast
+MAX_FAST_ROWS = 4
+
+
+def _row_blocks(n_out: int) -> int:
+    """How many row blocks a weight is split into: one per thread (2 to 8), dividing `n_out` (1: do not split)."""
+    blocks = max(2, min(torch.get_num_threads(), 8))
+    while n_out % blocks:
+        blocks -= 1
+    return blocks
+
+
+def few_row_views(weight: torch.Tensor, bias: torch.Tensor | None):
+    """
+    `weight` `(out, in)` and `bias` `(out,)` viewed as row blocks `(blocks, out / blocks, in)` and
+    `(blocks, out / blocks, 1)` for [`few_row_linear`], or `None` where the split does not apply (not a contiguous
+    float32 weight on CPU, or `out` not divisible).
+    """
+    if weight.dtype != torch.float32 or weight.device.type != "cpu" or not weight.is_contiguous():
+        return None
+    n_out, n_in = weight.shape
+    blocks = _row_blocks(n_out)
+    if blocks == 1:
+        return None
+    bias_blocks = None if bias is None else bias.view(blocks, n_out // blocks, 1)
+    return weight.view(blocks, n_out // blocks, n_in), bias_blocks
+
+
+def few_row_linear(hidden_states: torch.Tensor, weight_blocks: torch.Tensor, bias_blocks: torch.Tensor | None):
+    """`F.linear` of a few contiguous float32 rows `(..., in)` as one batched product over the weight's row blocks."""
+    blocks, block_out, n_in = weight_blocks.shape
+    n_out = blocks * block_out
+    # (blocks, in, rows), every block reading the same inputs (a stride-0 expand, no copy)
+    inputs = hidden_states.reshape(-1, n_in).t().expand(blocks, n_in, -1)
+    if bias_blocks is None:
+        out = torch.bmm(weight_blocks, inputs)
+    else:
+        out = torch.baddbmm(bias_blocks, weight_blocks, inputs)
+    # (blocks, out / blocks, rows) is (out, rows) in memory
+    return out.view(n_out, -1).t().reshape(*hidden_states.shape[:-1], n_out)
+
+
+class _Linear:
+    """A linear layer's weights, looked up once: `F.linear`, or [`few_row_linear`] for a few rows."""
+
+    def __init__(self, module: nn.Linear, fast: bool):
+        self.weight, self.bias = module.weight, module.bias
+        self.views = few_row_views(module.weight, module.bias) if fast else None
+
+    def __call__(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.views is not None and hidden_states.is_contiguous():
+            return few_row_linear(hidden_states, *self.views)
+        return F.linear(hidden_states, self.weight, self.bias)
+
+
+def _rms_norm(hidden_states: torch.Tensor, norm: KronosRMSNorm) -> torch.Tensor:
+    return F.rms_norm(hidden_states, norm.weight.shape, norm.weight, norm.eps)
+
+
+class KronosFastSteps(KronosModuleSteps):
+    """
+    [`KronosModuleSteps`] with the weights used directly instead of through module calls, and few-row products
+    split over the CPU's threads. Only for plain float32 models on CPU (see [`KronosFastSteps.supports`]).
+    """
+
+    # everything a plain predictor is built from; anything else (an adapter, a quantized layer) means "use modules"
+    _plain_types = (
+        nn.ModuleList, nn.Dropout, nn.Embedding, nn.Linear, KronosRMSNorm, KronosRotaryEmbedding, KronosAttention,
+        KronosFeedForward, KronosTransformerBlock, KronosDependencyAwareLayer, KronosHierarchicalEmbedding,
+        KronosTemporalEmbedding, KronosFixedEmbedding, KronosSinusoidalTable, KronosDualHead,
+    )  # fmt: skip
+
+    @classmethod
+    def supports(cls, model: nn.Module) -> bool:
+        """
+        Whether `model` is plain: in eval mode, every parameter a float32 CPU tensor, built only from the modelling
+        file's modules, with no forward hooks (accelerate's dispatch, user hooks, global hooks).
+        """
+        if model.training or any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
+            return False
+        if getattr(nn.modules.module, "_global_forward_hooks", None) or getattr(
+            nn.modules.module, "_global_forward_pre_hooks", None
+        ):
+            return False
+        for module in model.modules():
+            if module is not model and type(module) not in cls._plain_types:
+                return False
+            if module._forward_hooks or module._forward_pre_hooks or getattr(module, "_hf_hook", None) is not None:
+                return False
+        return True
+
+    def __init__(self, model: nn.Module, stamps: torch.Tensor):
+        super().__init__(model, stamps)
+        fast = stamps.shape[0] <= MAX_FAST_ROWS
+        self.implementation = model.config._attn_implementation or "sdpa"
+        self.d_model = model.config.d_model
+        self.stamp_ids = stamps.long()
+        embedding = model.embedding
+        self.emb_s1, self.emb_s2 = embedding.emb_s1.weight, embedding.emb_s2.weight
+        self.fusion = _Linear(embedding.fusion_proj, fast)
+        self.scale = math.sqrt(embedding.d_model)
+        # in the order KronosTemporalEmbedding sums them: (stamp column, table)
+        order = ((1, "hour_embed"), (2, "weekday_embed"), (3, "day_embed"), (4, "month_embed"), (0, "minute_embed"))
+        self.calendar = [(column, _table(getattr(model.time_emb, name))) for column, name in order]
+        self.layers = [_Block(block, fast) for block in model.transformer]
+        self.norm = model.norm
+        dep = model.dep_layer.cross_attn
+        self.dep_idx, self.dep_heads, self.dep_scaling = dep.layer_idx, dep.n_heads, dep.scaling
+        self.dep_q, self.dep_k, self.dep_v, self.dep_out = (_Linear(m, fast) for m in (dep.q_proj, dep.k_proj, dep.v_proj, dep.out_proj))
+        self.dep_norm = model.dep_layer.norm
+        self.head_s1, self.head_s2 = _Linear(model.head.proj_s1, fast), _Linear(model.head.proj_s2, fast)
+        # rotary angles of every position a step can take (the cache's positions never exceed the stamps'),
+        # elementwise the same numbers as computing them per step
+        positions = torch.arange(stamps.shape[1], device=stamps.device)
+        self.cos, self.signed_sin = model.rotary_emb(positions, self.emb_s1.dtype)
+
+    def _heads(self, hidden_states: torch.Tensor, heads: int) -> torch.Tensor:
+        """`(rows, 1, d)` → `(rows, heads, 1, d / heads)`, as `KronosAttention._split`."""
+        return hidden_states.view(hidden_states.shape[0], 1, heads, self.d_model // heads).transpose(1, 2)
+
+    def attend(self, query, key, value, attention_mask, cache, layer_idx: int, scaling: float, causal: bool) -> torch.Tensor:
+        """The modules' attention for one query per row → `(rows, 1, d_model)` before the output projection."""
+        if isinstance(cache, KronosPathCache):
+            out, _ = shared_prompt_attention(None, query, key, value, None, scaling, **cache.prompt(layer_idx))
+        else:
+            mask, is_causal = build_attention_mask(attention_mask, 1, key.shape[-2], causal=causal, top_left=not causal)
+            if self.implementation == "eager":
+                out, _ = eager_attention_forward(self.model, query, key, value, mask, scaling, is_causal=is_causal)
+            else:  # what transformers' sdpa function computes for one query
+                out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling).transpose(1, 2)
+        return out.reshape(out.shape[0], 1, self.d_model)
+
+    def s1_logits(self, last: torch.Tensor) -> torch.Tensor:
+        return self.head_s1(last[:, -1])
+
+    def s2_logits(self, last: torch.Tensor, s1_ids: torch.Tensor, cache=None, attention_mask=None, context=None) -> torch.Tensor:
+        query = self._heads(self.dep_q(F.embedding(s1_ids, self.emb_s1)), self.dep_heads)
+        if context is not None:
+            key, value = (self._heads_of(linear(context)) for linear in (self.dep_k, self.dep_v))
+        else:
+            key, value = cache.layers[self.dep_idx].read()
+        out = self.attend(query, key, value, attention_mask, cache if context is None else None, self.dep_idx, self.dep_scaling, False)
+        return self.head_s2(_rms_norm(last + self.dep_out(out), self.dep_norm))[:, -1]
+
+    def _heads_of(self, hidden_states):
+        """`(rows, len, d)` → `(rows, dep heads, len, d / heads)`."""
+        rows, length, _ = hidden_states.shape
+        return hidden_states.view(rows, length, self.dep_heads, -1).transpose(1, 2)
+
+    def append(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, index: int, attention_mask, cache) -> torch.Tensor:
+        tokens = [F.embedding(s1_ids, self.emb_s1) * self.scale, F.embedding(s2_ids, self.emb_s2) * self.scale]
+        hidden_states = self.fusion(torch.cat(tokens, dim=-1))
+        stamp = self.stamp_ids[:, index : index + 1]
+        calendar = None
+        for column, table in self.calendar:
+            term = F.embedding(stamp[:, :, column], table)
+            calendar = term if calendar is None else calendar + term
+        hidden_states = hidden_states + calendar
+        position = cache.seen_tokens
+        rotary = self.cos[:, :, position : position + 1], self.signed_sin[:, :, position : position + 1]
+        for layer in self.layers:
+            hidden_states = layer(self, hidden_states, rotary, attention_mask, cache)
+        last = _rms_norm(hidden_states, self.norm)
+        key, value = self._heads(self.dep_k(last), self.dep_heads), self._heads(self.dep_v(last), self.dep_heads)
+        cache.update(key, value, self.dep_idx)
+        return last
+
+
+def _table(module: nn.Module) -> torch.Tensor:
+    return (module.emb if isinstance(module, KronosFixedEmbedding) else module).weight
+
+
+class _Block:
+    """One transformer block's weights, for [`KronosFastSteps.append`]."""
+
+    def __init__(self, block: KronosTransformerBlock, fast: bool):
+        attn, ffn = block.self_attn, block.ffn
+        self.norm1, self.norm2 = block.norm1, block.norm2
+        self.q, self.k, self.v, self.out = (_Linear(m, fast) for m in (attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj))
+        self.w1, self.w3, self.w2 = (_Linear(m, fast) for m in (ffn.w1, ffn.w3, ffn.w2))
+        self.layer_idx, self.heads, self.scaling = attn.layer_idx, attn.n_heads, attn.scaling
+
+    def __call__(self, steps: KronosFastSteps, hidden_states, rotary, attention_mask, cache):
+        normed = _rms_norm(hidden_states, self.norm1)
+        query, key, value = (steps._heads(linear(normed), self.heads) for linear in (self.q, self.k, self.v))
+        query, key = apply_rotary(query, *rotary), apply_rotary(key, *rotary)
+        key, value = cache.update(key, value, self.layer_idx)
+        out = steps.attend(query, key, value, attention_mask, cache, self.layer_idx, self.scaling, True)
+        hidden_states = hidden_states + self.out(out)
+        normed = _rms_norm(hidden_states, self.norm2)
+        return hidden_states + self.w2(F.silu(self.w1(normed)) * self.w3(normed))

@@ -1,0 +1,655 @@
+# Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
+"""Decoding with the Kronos predictor: its key/value caches (transformers `Cache`s), sampling, and the decoding loop.
+
+The predictor caches one entry per transformer block plus one for the dependency-aware layer, whose keys and values
+are projections of the final context (which never changes for past positions, since the backbone is causal).
+Several sample paths of one series share their prompt's entries ([`KronosPathCache`]).
+
+This file imports only ``torch``, ``transformers`` and its siblings, so it ships as remote code.
+"""
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers.cache_utils import Cache, CacheLayerMixin
+from transformers.utils import ModelOutput
+
+from .utils import check_count, check_mask, check_stamp, execution_device, to_module_device
+
+# the smallest sampling temperature: float32 logits divided by less may overflow to inf (top_k=1 is greedy)
+MIN_TEMPERATURE = 1e-6
+
+__all__ = [
+    "GenerationPlan",
+    "KronosCache",
+    "KronosCacheLayer",
+    "KronosGenerationOutput",
+    "KronosModuleSteps",
+    "KronosPathCache",
+    "KronosSharedPromptLayer",
+    "check_generator",
+    "check_prompt",
+    "check_sampling",
+    "compiled_steps",
+    "filter_logits",
+    "generate",
+    "make_plan",
+    "sample_tokens",
+    "shared_prompt_attention",
+]
+
+
+@dataclass
+class KronosGenerationOutput(ModelOutput):
+    """
+    Output of [`generate`].
+
+    Args:
+        s1_ids, s2_ids (`torch.LongTensor` of shape `(batch * sample_count, pred_len)`): The generated tokens, rows
+            series-major (`b * sample_count + s`).
+        attention_mask (`torch.LongTensor` of shape `(batch * sample_count, prompt_len)`, *optional*): The prompt's
+            padding mask repeated for every path.
+    """
+
+    s1_ids: torch.LongTensor | None = None
+    s2_ids: torch.LongTensor | None = None
+    attention_mask: torch.LongTensor | None = None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Caches
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class KronosCacheLayer(CacheLayerMixin):
+    """
+    Keys and values `(batch, heads, length, head_dim)` of one layer. With `max_length`, in buffers preallocated for
+    that many positions, written in place (with `rolling=True` a full layer drops its oldest positions instead of
+    refusing more); without, grown by concatenation.
+    """
+
+    is_sliding = False
+
+    def __init__(self, max_length: int | None = None, rolling: bool = False):
+        super().__init__()
+        self.max_length = max_length
+        self.rolling = rolling
+        self.length = 0  # positions held
+        self.cumulative_length = 0  # positions ever written (keeps growing when rolling)
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor, batch_size: int | None = None):
+        self.device = key_states.device
+        rows = batch_size or key_states.shape[0]
+        size = self.max_length or 0
+        self.keys = key_states.new_empty(rows, key_states.shape[1], size, key_states.shape[-1])
+        self.values = value_states.new_empty(rows, value_states.shape[1], size, value_states.shape[-1])
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        """Store new positions `(batch, heads, new, head_dim)`; return every held position of the layer."""
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        new = key_states.shape[-2]
+        self.cumulative_length += new
+        if self.max_length is None:
+            self.keys = torch.cat([self.keys, key_states], dim=-2)
+            self.values = torch.cat([self.values, value_states], dim=-2)
+            self.length += new
+            return self.keys, self.values
+        start = self._make_room(new)
+        if new >= self.max_length:  # rolling, and the new positions alone fill the layer
+            self.keys.copy_(key_states[..., -self.max_length :, :])
+            self.values.copy_(value_states[..., -self.max_length :, :])
+            self.length = self.max_length
+            return self.keys, self.values
+        # narrow() rather than indexing: this runs once per layer and decoding step
+        self.keys.narrow(2, start, new).copy_(key_states)
+        self.values.narrow(2, start, new).copy_(value_states)
+        self.length = start + new
+        return self.keys.narrow(2, 0, self.length), self.values.narrow(2, 0, self.length)
+
+    def _make_room(self, new: int) -> int:
+        """Where `new` positions go; a rolling layer first shifts out what would overflow."""
+        start = self.length
+        if start + new <= self.max_length:
+            return start
+        if not self.rolling:
+            raise ValueError(
+                f"KronosCache is full ({self.length} + {new} > {self.max_length}); re-encode the window or use "
+                "rolling=True"
+            )
+        drop = start + new - self.max_length
+        if drop < start:
+            self.keys[..., : start - drop, :] = self.keys[..., drop:start, :].clone()
+            self.values[..., : start - drop, :] = self.values[..., drop:start, :].clone()
+        return max(start - drop, 0)
+
+    def read(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every held position: `(keys, values)`, each `(batch, heads, length, head_dim)`."""
+        return self.keys.narrow(2, 0, self.length), self.values.narrow(2, 0, self.length)
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.length + query_length, 0
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def get_max_length(self) -> int:
+        return -1 if self.max_length is None else self.max_length
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.is_initialized:
+            self.keys = self.keys.repeat_interleave(repeats, dim=0)
+            self.values = self.values.repeat_interleave(repeats, dim=0)
+
+
+class KronosCache(Cache):
+    """
+    Key/value cache of [`KronosForTokenPrediction`]: one [`KronosCacheLayer`] per transformer block, then one for the
+    dependency-aware layer (index `n_layers`).
+
+    Args:
+        num_layers (`int`): Cache layers, `config.n_layers + 1`.
+        max_length (`int`, *optional*): Positions each layer holds, preallocated; `None` grows without bound.
+        rolling (`bool`): A full cache drops its oldest position on every append: the approximate sliding-window
+            mode of [`generate`].
+    """
+
+    def __init__(self, num_layers: int, max_length: int | None = None, rolling: bool = False):
+        if max_length is not None and max_length < 1:
+            raise ValueError(f"`max_length` must be positive, got {max_length}")
+        super().__init__(layers=[KronosCacheLayer(max_length, rolling) for _ in range(num_layers)])
+        self.rolling = rolling
+
+    @property
+    def seen_tokens(self) -> int:
+        """Positions ever written: the rotary position of the next one (it keeps growing when rolling)."""
+        return self.layers[0].cumulative_length
+
+    def read(self, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every held position of a layer, without adding any."""
+        return self.layers[layer_idx].read()
+
+    def write_rows(self, rows: slice, batch_size: int, part: "KronosCache") -> None:
+        """
+        Copy `part`, the cache of the batch rows `rows` only, into those rows of this cache (allocated for
+        `batch_size` rows on the first call). For encoding a prompt a few series at a time.
+        """
+        for layer, source in zip(self.layers, part.layers):
+            keys, values = source.read()
+            if not layer.is_initialized:
+                layer.lazy_initialization(keys, values, batch_size=batch_size)
+            layer.keys[rows, :, : source.length] = keys
+            layer.values[rows, :, : source.length] = values
+            layer.length, layer.cumulative_length = source.length, source.cumulative_length
+
+
+class KronosSharedPromptLayer(CacheLayerMixin):
+    """
+    One layer of a [`KronosPathCache`]: the prompt's keys and values once per series, and each path's generated ones.
+
+    `update` stores and returns the generated positions only; attention over both parts is
+    [`shared_prompt_attention`] with `prompt()`.
+    """
+
+    is_sliding = False
+
+    def __init__(self, prompt_keys, prompt_values, paths: int, max_new: int, prompt_keep=None):
+        super().__init__()
+        self.prompt_keys, self.prompt_values = prompt_keys, prompt_values
+        self.prompt_keep = prompt_keep
+        self.paths = paths
+        self.max_new = max_new
+        self.new = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.device = key_states.device
+        shape = (key_states.shape[0], key_states.shape[1], self.max_new, key_states.shape[-1])
+        self.keys, self.values = key_states.new_empty(shape), value_states.new_empty(shape)
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        new = key_states.shape[-2]
+        if self.new + new > self.max_new:
+            raise ValueError(f"KronosPathCache is full ({self.new} + {new} > {self.max_new} generated positions)")
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        self.keys.narrow(2, self.new, new).copy_(key_states)
+        self.values.narrow(2, self.new, new).copy_(value_states)
+        self.new += new
+        return self.read()
+
+    def read(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if not self.is_initialized or self.new == 0:
+            return None, None
+        return self.keys.narrow(2, 0, self.new), self.values.narrow(2, 0, self.new)
+
+    def prompt(self) -> dict:
+        """The keyword arguments [`shared_prompt_attention`] takes for this layer's prompt."""
+        keep = self.prompt_keep
+        if keep is not None and keep.device != self.prompt_keys.device:
+            keep = self.prompt_keep = keep.to(self.prompt_keys.device)
+        return {"prompt_key": self.prompt_keys, "prompt_value": self.prompt_values, "prompt_keep": keep, "paths": self.paths}
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.get_seq_length() + query_length, 0
+
+    def get_seq_length(self) -> int:
+        return self.prompt_keys.shape[-2] + self.new
+
+    def get_max_length(self) -> int:
+        return self.prompt_keys.shape[-2] + self.max_new
+
+
+class KronosPathCache(Cache):
+    """
+    Key/value cache for sample paths that share their prompt: the prompt's keys and values are held once per series,
+    the generated positions once per path (rows series-major, `b * paths + s`).
+
+    A [`KronosCache`] with the prompt repeated for every path holds `paths` copies of it, and every step reads all of
+    them; here a step reads it once per series, see [`shared_prompt_attention`].
+
+    Args:
+        prompt ([`KronosCache`]): The prompt's cache, one row per series.
+        paths (`int`): Sample paths per series.
+        max_new (`int`): Generated positions it can hold.
+        prompt_mask (`torch.Tensor` of shape `(series, prompt_len)`, *optional*): 1 = real, 0 = left padding.
+    """
+
+    rolling = False
+
+    def __init__(self, prompt: KronosCache, paths: int, max_new: int, prompt_mask: torch.Tensor | None = None):
+        keep = None if prompt_mask is None else prompt_mask.to(torch.bool)[:, None, None, :]
+        layers = [KronosSharedPromptLayer(*layer.read(), int(paths), int(max_new), keep) for layer in prompt.layers]
+        super().__init__(layers=layers)
+        self._prompt_seen = prompt.seen_tokens
+
+    @property
+    def seen_tokens(self) -> int:
+        return self._prompt_seen + self.layers[0].new
+
+    def read(self, layer_idx: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return self.layers[layer_idx].read()
+
+    def prompt(self, layer_idx: int) -> dict:
+        return self.layers[layer_idx].prompt()
+
+
+def shared_prompt_attention(
+    module: torch.nn.Module | None,
+    query: torch.Tensor,
+    key: torch.Tensor | None,
+    value: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    *,
+    prompt_key: torch.Tensor,
+    prompt_value: torch.Tensor,
+    paths: int,
+    prompt_keep: torch.Tensor | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """
+    Attention of one new position per path, `query` `(series * paths, heads, 1, head_dim)`, over the series' prompt
+    `prompt_key`/`prompt_value` `(series, heads, prompt_len, head_dim)` and the path's own generated positions
+    `key`/`value` `(series * paths, heads, new, head_dim)` (or `None`) → `(series * paths, 1, heads, head_dim)`, in
+    the layout of transformers' attention functions. `prompt_keep` `(series, 1, 1, prompt_len)` is `True` at real
+    prompt positions; generated positions are never padding, so `attention_mask` is not read.
+
+    The two parts are computed apart and merged through their softmax maxima and normalisers, which is the attention
+    over both up to float rounding. The prompt's part takes every path of a series as one query row of a single
+    product, so its keys and values are read once per series instead of once per path.
+    """
+    rows, heads, q_len, dim = query.shape
+    if q_len != 1:
+        raise ValueError(f"a KronosPathCache attends one new position per path, got {q_len}")
+    series = rows // paths
+    q = query.float()
+
+    def per_path(t: torch.Tensor) -> torch.Tensor:  # (series, heads, paths, n) → (series * paths, heads, 1, n)
+        return t.transpose(1, 2).reshape(rows, heads, 1, t.shape[-1])
+
+    shared = q.reshape(series, paths, heads, dim).transpose(1, 2)
+    scores = torch.matmul(shared, prompt_key.float().transpose(-1, -2)) * scaling
+    if prompt_keep is not None:
+        scores = scores.masked_fill(~prompt_keep, float("-inf"))
+    top = scores.amax(dim=-1, keepdim=True)
+    weights = torch.exp(scores - top)
+    total = weights.sum(dim=-1, keepdim=True)
+    out = torch.matmul(weights, prompt_value.float())
+    top, total, out = per_path(top), per_path(total), per_path(out)
+    if key is not None:
+        scores = torch.matmul(q, key.float().transpose(-1, -2)) * scaling
+        top_new = scores.amax(dim=-1, keepdim=True)
+        weights = torch.exp(scores - top_new)
+        both = torch.maximum(top, top_new)
+        old, new = torch.exp(top - both), torch.exp(top_new - both)
+        out = out * old + torch.matmul(weights, value.float()) * new
+        total = total * old + weights.sum(dim=-1, keepdim=True) * new
+    return (out / total).to(query.dtype).transpose(1, 2), None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Sampling
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None, temperature_name: str = "temperature"):
+    """
+    Validate sampling controls; returns them normalised: `(float temperature, int top_k, float top_p)`, with
+    `top_k=None` → 0 (no top-k filter) and `top_p=None` → 1.0 (no nucleus filter).
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"`{temperature_name}` (temperature) must be a number, got {type(temperature).__name__}")
+    if not math.isfinite(temperature) or temperature < MIN_TEMPERATURE:
+        raise ValueError(
+            f"`{temperature_name}` (temperature) must be finite and at least {MIN_TEMPERATURE:g} (below, logits / "
+            f"temperature overflows float32; use top_k=1 for greedy decoding), got {temperature}"
+        )
+    top_k = 0 if top_k is None else top_k
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
+        raise TypeError(f"`top_k` must be an integer (0 or None: no top-k filter), got {type(top_k).__name__}")
+    if top_k < 0:
+        raise ValueError(f"`top_k` must be >= 0 (0: no top-k filter), got {top_k}")
+    top_p = 1.0 if top_p is None else top_p
+    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real):
+        raise TypeError(f"`top_p` must be a number in (0, 1], got {type(top_p).__name__}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"`top_p` must lie in (0, 1], got {top_p}")
+    return float(temperature), int(top_k), float(top_p)
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """
+    Top-k, then nucleus (top-p) filtering of the logits `(rows, vocab)`.
+
+    Unlike upstream, which returns after top-k and so ignores `top_p` whenever `top_k > 0`, both filters apply (in
+    transformers' order). With one filter active the kept set is upstream's exactly: nucleus keeps the most likely
+    tokens until their cumulative probability first exceeds `top_p`, and always the most likely one.
+    """
+    if top_k is not None and top_k > 0:
+        top_k = min(int(top_k), logits.shape[-1])
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, sorted_idx = torch.sort(logits, descending=True, dim=-1)
+        cumulative = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
+        remove = cumulative > top_p
+        remove[..., 1:] = remove[..., :-1].clone()
+        remove[..., 0] = False
+        logits = logits.masked_fill(remove.scatter(-1, sorted_idx, remove), float("-inf"))
+    return logits
+
+
+def sample_tokens(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
+) -> torch.Tensor:
+    """
+    Sample one id per row of `logits` `(rows, vocab)` → `(rows, 1)` after temperature and filtering.
+
+    `generator` is one `torch.Generator` for all rows, or a sequence of them that splits the rows into as many equal,
+    consecutive groups (one per series, its paths series-major): each group draws from its own generator only, so
+    its tokens do not depend on the other groups.
+    """
+    if temperature != 1.0:
+        logits = logits / temperature
+    logits = filter_logits(logits, top_k, top_p)
+    probs = torch.softmax(logits.float(), dim=-1)
+    if not isinstance(generator, (list, tuple)):
+        return torch.multinomial(probs, num_samples=1, generator=generator)
+    groups = probs.split(probs.shape[0] // len(generator))
+    return torch.cat([torch.multinomial(p, num_samples=1, generator=g) for p, g in zip(groups, generator)])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The decoding loop
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class KronosModuleSteps:
+    """
+    The three operations of a decoding step, through the predictor's own modules: valid for every model (dispatched
+    with `device_map` or offloaded, wrapped by adapters, weights of mixed dtypes). `fast_decoding.KronosFastSteps`
+    computes the same for plain models on CPU.
+
+    Args:
+        model ([`KronosForTokenPrediction`]): The predictor.
+        stamps (`torch.Tensor` of shape `(rows, total, 5)`): Calendar features of every position (prompt, then
+            forecast), one row per sample path.
+    """
+
+    def __init__(self, model, stamps: torch.Tensor):
+        self.model = model
+        self.stamps = stamps
+
+    def s1_logits(self, last: torch.Tensor) -> torch.Tensor:
+        """`last` `(rows, 1, d_model)`, the newest position's context → next-s1 logits `(rows, 2**s1_bits)`."""
+        return self.model.head(last[:, -1])
+
+    def s2_logits(self, last, s1_ids, cache=None, attention_mask=None, context=None) -> torch.Tensor:
+        """
+        Next-s2 logits `(rows, 2**s2_bits)` given the sampled `s1_ids` `(rows, 1)`: the dependency layer attends to
+        the context held in `cache`, or to `context` `(rows, k_len, d_model)`; `attention_mask` `(rows, k_len)`.
+        """
+        model = self.model
+        sibling = model.embedding.emb_s1(to_module_device(s1_ids, model.embedding.emb_s1))
+        conditioned = model.dep_layer(last, sibling, attention_mask, cache=cache, context=context)
+        return model.head.cond_forward(conditioned)[:, -1]
+
+    def append(self, s1_ids, s2_ids, index: int, attention_mask, cache) -> torch.Tensor:
+        """
+        Run the tokens `(rows, 1)` of position `index` through the backbone with `cache` (dependency layer
+        included); `attention_mask` `(rows, k_len)` covers the held and new positions. Returns the new position's
+        context `(rows, 1, d_model)`.
+        """
+        model = self.model
+        last = model.backbone(s1_ids, s2_ids, self.stamps[:, index : index + 1], attention_mask, cache)
+        model.dep_layer.cache_context(last, cache)
+        return last
+
+
+def compiled_steps(base: type = KronosModuleSteps, **options) -> type:
+    """
+    `base` with its `append` (the backbone step, the bulk of a decoding step) compiled once by `torch.compile`, with
+    dynamic shapes since the cache grows every step: two graphs serve a whole forecast. `options` go to
+    `torch.compile` (e.g. `mode="reduce-overhead"` for CUDA graphs).
+    """
+    compiled = torch.compile(base.append, dynamic=True, **options)
+
+    def append(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, index: int, attention_mask, cache) -> torch.Tensor:
+        return compiled(self, s1_ids, s2_ids, index, attention_mask, cache)
+
+    return type(f"Compiled{base.__name__}", (base,), {"append": append, "__doc__": base.__doc__})
+
+
+@dataclass
+class GenerationPlan:
+    """Sizes of one decoding run."""
+
+    batch: int
+    prompt_len: int
+    pred_len: int
+    sample_count: int
+    max_context: int
+    sliding: str
+
+    @property
+    def start(self) -> int:  # first prompt position inside the first window
+        return max(0, self.prompt_len - self.max_context)
+
+    @property
+    def window(self) -> int:
+        return self.prompt_len - self.start
+
+    @property
+    def capacity(self) -> int:  # the last sampled token is never fed back
+        return min(self.max_context, self.prompt_len + self.pred_len - 1)
+
+
+class _Tokens:
+    """Every token a run may see (prompt, then generated), one row per path, with stamps and padding mask."""
+
+    def __init__(self, plan: GenerationPlan, s1_ids, s2_ids, stamp, future_stamp, attention_mask, device):
+        rows, total, prompt_len = plan.batch * plan.sample_count, plan.prompt_len + plan.pred_len, plan.prompt_len
+        self.s1 = s1_ids.new_zeros(rows, total, device=device)
+        self.s2 = s2_ids.new_zeros(rows, total, device=device)
+        self.s1[:, :prompt_len] = s1_ids.to(device).repeat_interleave(plan.sample_count, dim=0)
+        self.s2[:, :prompt_len] = s2_ids.to(device).repeat_interleave(plan.sample_count, dim=0)
+        self.stamp = torch.cat([stamp.to(device), future_stamp.to(device)], dim=1)
+        self.mask = None
+        if attention_mask is not None:
+            mask = attention_mask.to(device=device, dtype=torch.long)
+            self.mask = torch.cat([mask, mask.new_ones(plan.batch, plan.pred_len)], dim=1)
+
+    def window_mask(self, end: int, held: int) -> torch.Tensor | None:
+        return self.mask[:, end - held : end] if self.mask is not None else None
+
+    def repeat_for_paths(self, paths: int) -> None:
+        if paths > 1:
+            self.stamp = self.stamp.repeat_interleave(paths, dim=0)
+            if self.mask is not None:
+                self.mask = self.mask.repeat_interleave(paths, dim=0)
+
+
+def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids, shared: bool):
+    """
+    The prompt's last window through the model once per series, a few series per pass (a whole batch's activations
+    would outweigh the cache itself). Returns `(cache, last)`: the cache ready for the paths and the last position's
+    context `(rows, 1, d_model)`.
+    """
+    num_layers, device = model.config.n_layers + 1, tokens.s1.device
+    cache = KronosCache(num_layers, plan.window if shared else plan.capacity, rolling=plan.sliding == "rolling")
+    per_pass = max(1, model._prompt_positions_per_pass // plan.window)
+    prompt_mask = tokens.window_mask(plan.prompt_len, plan.window)
+    last = []
+    for first in range(0, plan.batch, per_pass):
+        rows = slice(first, min(first + per_pass, plan.batch))
+        part = KronosCache(num_layers, plan.window)
+        context = model.backbone(
+            s1_ids[rows, plan.start :].to(device),
+            s2_ids[rows, plan.start :].to(device),
+            tokens.stamp[rows, plan.start : plan.prompt_len],
+            prompt_mask[rows] if prompt_mask is not None else None,
+            part,
+        )
+        model.dep_layer.cache_context(context, part)
+        cache.write_rows(rows, plan.batch, part)
+        last.append(context[:, -1:])
+        del context, part  # only the last position is needed from here on (peak memory)
+    last = torch.cat(last).repeat_interleave(plan.sample_count, dim=0)
+    if shared:
+        cache = KronosPathCache(cache, plan.sample_count, plan.capacity - plan.window, prompt_mask)
+    elif plan.sample_count > 1:
+        cache.batch_repeat_interleave(plan.sample_count)
+    return cache, last
+
+
+def _sample_pair(steps, last, cache, context, tokens: _Tokens, length: int, sampling: dict):
+    """Sample the next `(s1, s2)` `(rows, 1)` each, from the cache or (exact sliding) the re-encoded window."""
+    next_s1 = sample_tokens(steps.s1_logits(last), **sampling).to(tokens.s1.device)
+    held = context.shape[1] if context is not None else cache.get_seq_length(0)
+    mask = tokens.window_mask(length, held)
+    s2_logits = steps.s2_logits(last, next_s1, None if context is not None else cache, mask, context)
+    return next_s1, sample_tokens(s2_logits, **sampling)
+
+
+def generate(
+    model,
+    s1_ids: torch.Tensor,
+    s2_ids: torch.Tensor,
+    stamp: torch.Tensor,
+    future_stamp: torch.Tensor,
+    plan: GenerationPlan,
+    attention_mask: torch.Tensor | None = None,
+    sampling: dict | None = None,
+    steps_class: type | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> KronosGenerationOutput:
+    """
+    The decoding loop of [`KronosForTokenPrediction.generate_tokens`] (inputs already checked there).
+
+    While prompt and generated tokens fit in `max_context`, each step feeds one token through the cache. Past that,
+    `sliding="exact"` re-encodes the last window every step (upstream renumbers its positions from 0), and
+    `sliding="rolling"` drops the cache's oldest position instead.
+    """
+    device = execution_device(model.embedding)
+    sampling = sampling or {}
+    tokens = _Tokens(plan, s1_ids, s2_ids, stamp, future_stamp, attention_mask, device)
+    # a rolling cache drops prompt positions path by path, so it keeps the prompt repeated per path
+    shared = plan.sample_count > 1 and plan.sliding == "exact" and not model.training and model._share_prompt_across_paths
+    cache, last = _encode_prompt(model, plan, tokens, s1_ids, s2_ids, shared)
+    tokens.repeat_for_paths(plan.sample_count)
+    steps = (steps_class or KronosModuleSteps)(model, tokens.stamp)
+    context = None  # the re-encoded window, once the cache is given up (exact sliding)
+    length = plan.prompt_len
+    for step in range(plan.pred_len):
+        next_s1, next_s2 = _sample_pair(steps, last, cache, context, tokens, length, sampling)
+        tokens.s1[:, length], tokens.s2[:, length] = next_s1[:, 0], next_s2[:, 0]
+        length += 1
+        if progress is not None:
+            progress(step)
+        if step == plan.pred_len - 1:
+            break
+        if context is None and (length <= plan.max_context or plan.sliding == "rolling"):
+            held = min(cache.get_seq_length(0) + 1, plan.max_context)
+            new = slice(length - 1, length)
+            last = steps.append(tokens.s1[:, new], tokens.s2[:, new], length - 1, tokens.window_mask(length, held), cache)
+        else:
+            cache = None  # never read again: freed before the first full-window pass
+            begin = length - plan.max_context
+            window = slice(begin, length)
+            context = model.backbone(
+                tokens.s1[:, window], tokens.s2[:, window], tokens.stamp[:, window], tokens.window_mask(length, plan.max_context)
+            )
+            last = context[:, -1:]
+    return KronosGenerationOutput(s1_ids=tokens.s1[:, plan.prompt_len :], s2_ids=tokens.s2[:, plan.prompt_len :])
+
+
+def make_plan(model, s1_ids, pred_len, sample_count, max_context, sliding) -> GenerationPlan:
+    """Check the loop's sizes and return them as a plan."""
+    max_context = check_count("max_context", model.config.max_context if max_context is None else max_context)
+    if sliding not in ("exact", "rolling"):
+        raise ValueError(f"`sliding` must be 'exact' or 'rolling', got {sliding!r}")
+    batch, prompt_len = s1_ids.shape
+    return GenerationPlan(batch, prompt_len, check_count("pred_len", pred_len), check_count("sample_count", sample_count), max_context, sliding)
+
+
+def check_generator(generator, batch: int):
+    """
+    Check `generator`: `None`, a `torch.Generator`, or a list or tuple of `batch` generators (one per series).
+    Returns it, a tuple when it is a sequence.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if not isinstance(generator, (list, tuple)):
+        raise TypeError(
+            f"`generator` must be a torch.Generator or a list of them (one per series), got {type(generator).__name__}"
+        )
+    bad = [type(g).__name__ for g in generator if not isinstance(g, torch.Generator)]
+    if bad:
+        raise TypeError(f"`generator` must be a torch.Generator or a list of them (one per series), got a list holding {bad[0]}")
+    if len(generator) != batch:
+        raise ValueError(f"`generator` holds {len(generator)} generators but there are {batch} series: give one per series")
+    return tuple(generator)
+
+
+def check_prompt(model, s1_ids, s2_ids, stamp, future_stamp, attention_mask, pred_len: int):
+    """Check a prompt for `generate_tokens`; returns its mask, `None` when nothing is padded."""
+    for name, value in (("stamp", stamp), ("future_stamp", future_stamp)):
+        if value is None:
+            raise TypeError(f"`{name}` is required: the calendar features (minute, hour, weekday, day, month)")
+    model._validate(s1_ids, s2_ids, stamp, None)
+    if s1_ids.shape[1] == 0:
+        raise ValueError("the prompt is empty: `s1_ids` and `s2_ids` need at least one position")
+    check_mask(attention_mask, s1_ids.shape[0], s1_ids.shape[1], left_padded=True)
+    check_stamp(future_stamp, s1_ids.shape[0], pred_len, name="future_stamp")
+    if attention_mask is not None and bool(attention_mask.all()):
+        return None  # nothing padded: the unmasked kernels are faster and match upstream bitwise
+    return attention_mask

@@ -1,0 +1,106 @@
+"""The CPU fast path: few-row products and KronosFastSteps against the modules' own decoding step."""
+
+import pytest
+import torch
+from conftest import TINY_MODEL_CONFIGS, random_stamp, random_tokens
+
+from transformers_kronos import KronosConfig, KronosForTokenPrediction, generation_kronos
+from transformers_kronos.fast_decoding import MAX_FAST_ROWS, KronosFastSteps, few_row_linear, few_row_views
+
+
+def inputs_for(config, batch, length, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    s1, s2 = random_tokens(config, batch, length, g)
+    return s1, s2, random_stamp(batch, length, g)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(1, 48), (1, 1, 48), (3, 48), (2, 2, 48)])
+def test_few_row_linear_matches_f_linear(bias, shape, monkeypatch):
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(48, 64, bias=bias)
+    x = torch.randn(*shape)
+    expected = torch.nn.functional.linear(x, layer.weight, layer.bias)
+    batched = []
+    for name in ("bmm", "baddbmm"):
+        original = getattr(torch, name)
+        monkeypatch.setattr(torch, name, lambda *a, _f=original, **k: batched.append(1) or _f(*a, **k))
+    with torch.no_grad():
+        views = few_row_views(layer.weight, layer.bias)
+        got = few_row_linear(x, *views)
+    assert batched == [1]  # one batched product over the row blocks
+    assert got.shape == expected.shape
+    # every output is one dot product over all inputs: float32 rounding apart at most (measured 3.6e-7)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_few_row_views_only_where_the_split_applies():
+    torch.manual_seed(0)
+    assert few_row_views(torch.nn.Linear(16, 7).weight, None) is None  # 7 outputs: no blocks
+    assert few_row_views(torch.nn.Linear(16, 8).weight.double(), None) is None  # float32 only
+    assert few_row_views(torch.nn.Linear(16, 8).weight.t(), None) is None  # contiguous only
+    weight_blocks, bias_blocks = few_row_views(torch.nn.Linear(16, 8).weight, torch.zeros(8))
+    assert weight_blocks.shape[0] * weight_blocks.shape[1] == 8 and bias_blocks.shape[-1] == 1
+
+
+def _recorded_generation(model, monkeypatch, steps, **kwargs):
+    """Tokens of a seeded `generate_tokens` call with `steps`, and every logits tensor it sampled from."""
+    logits = []
+    sample = generation_kronos.sample_tokens
+    monkeypatch.setattr(generation_kronos, "sample_tokens", lambda x, *a, **k: logits.append(x.clone()) or sample(x, *a, **k))
+    torch.manual_seed(7)
+    s1, s2, _ = model.generate_tokens(steps=steps, **kwargs)
+    monkeypatch.setattr(generation_kronos, "sample_tokens", sample)
+    return s1, s2, logits
+
+
+@pytest.mark.parametrize(
+    "name, batch, sample_count, max_context, sliding, padded",
+    [
+        ("tiny", 1, 1, 64, "exact", False),  # one row: the batched few-row products
+        ("odd_bits_fixed_te", 1, 3, 64, "exact", False),  # three paths (shared prompt); fixed calendar tables, 3 heads
+        ("tiny", 2, 3, 64, "exact", True),  # six rows (plain products) with left padding
+        ("tiny", 1, 2, 12, "exact", False),  # the window fills: re-encoded every step
+        ("six_heads", 2, 1, 12, "rolling", True),  # the window fills: rolling cache
+    ],
+)
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_fast_steps_equal_module_steps(monkeypatch, name, batch, sample_count, max_context, sliding, padded, implementation):
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS[name]
+    model = KronosForTokenPrediction(KronosConfig(**config, attn_implementation=implementation)).eval()
+    s1, s2, stamp = inputs_for(config, batch, 9)
+    mask = None
+    if padded:
+        mask = torch.ones(batch, 9, dtype=torch.long)
+        mask[0, :4] = 0
+    future = inputs_for(config, batch, 6, seed=1)[2]
+    kwargs = dict(s1_ids=s1, s2_ids=s2, stamp=stamp, future_stamp=future, pred_len=6, attention_mask=mask,
+                  max_context=max_context, sample_count=sample_count, sliding=sliding, top_k=1)  # fmt: skip
+    assert KronosFastSteps.supports(model)
+    fast = _recorded_generation(model, monkeypatch, KronosFastSteps, **kwargs)
+    through_modules = _recorded_generation(model, monkeypatch, None, **kwargs)
+    assert len(fast[2]) == len(through_modules[2]) == 12
+    for a, b in zip(fast[2], through_modules[2]):
+        # the few-row products sum in another order than F.linear (measured up to 1.1e-6); without them
+        # (more than MAX_FAST_ROWS rows) the arithmetic is the modules' own
+        if batch * sample_count > MAX_FAST_ROWS:
+            assert torch.equal(a, b)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert torch.equal(fast[0], through_modules[0]) and torch.equal(fast[1], through_modules[1])
+    assert not fast[0].is_inference()  # decoded under inference mode, returned as ordinary tensors
+
+
+def test_fast_steps_only_for_plain_float32_cpu_models():
+    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
+    assert KronosFastSteps.supports(model)
+    assert not KronosFastSteps.supports(model.train())
+    model.eval()
+    model.head.half()  # mixed dtypes
+    assert not KronosFastSteps.supports(model)
+    model.float()
+    hook = model.dep_layer.register_forward_pre_hook(lambda *args: None)  # any hook: decode through the modules
+    assert not KronosFastSteps.supports(model)
+    hook.remove()
+    model.head.proj_s1 = torch.nn.Identity()  # not one of the modelling file's modules (nor is an adapter)
+    assert not KronosFastSteps.supports(model)
