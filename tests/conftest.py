@@ -156,3 +156,16 @@ def random_klines(n, seed=0, start="2024-01-02 09:30", freq="5min", volume=True,
     if amount:
         frame["amount"] = frame["volume"] * close if volume else rng.uniform(1e5, 5e5, n)
     return frame
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """
+    One torch thread, for tests of tiny models (they gain nothing from threads, and contending threads on a busy
+    2-core machine cost a lot), and OMP_NUM_THREADS=1 for the subprocesses they start.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(threads)

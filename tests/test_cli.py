@@ -23,14 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 FEATURES = ["open", "high", "low", "close", "volume", "amount"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Tiny models gain nothing from threads, and contending threads on a busy 2-core machine cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the subprocesses
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import properscoring
 import pytest
-import torch
 
 from transformers_kronos import KronosForecaster
 from transformers_kronos.demo import load_demo
@@ -36,14 +35,7 @@ from transformers_kronos.evaluation_cli import main
 Z90 = 1.2815515655446004  # the standard normal's 0.9 quantile
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Small models gain nothing from threads, and contending threads on a busy 2-core machine cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -25,13 +25,7 @@ BROKEN = {"NDX3": "column 'close' is missing at", "GOOG1": "is repeated"}
 FLAGS = ["--pred-len", "4", "--samples", "3", "--quantiles", "0.1,0.9"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -651,25 +652,34 @@ def _sample_paths(forecaster, context, context_stamps, future, args):
     return np.asarray(samples, dtype=float)[..., keep]
 
 
-def main(argv=None):
-    """Console entry point; returns the exit status (0 success, 2 bad input, 1 unexpected failure, 130 interrupt)."""
-    parser = build_parser()
+def run_command(prog: str, command: Callable[[], object]) -> int:
+    """
+    Run a command line tool's `command` and turn its outcome into an exit status: its own `int` result or 0,
+    2 for bad input (`CliError`, one line), 130 for an interrupt, 1 for anything unexpected (one line; the
+    traceback with KRONOS_DEBUG=1).
+    """
     try:
-        args = parser.parse_args(argv)
-        result = run(args)
+        result = command()
     except CliError as err:
-        print(f"kronos-forecast: error: {one_line(err)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("kronos-forecast: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - a command line tool reports, it does not dump tracebacks
         if os.environ.get("KRONOS_DEBUG"):
             raise
-        print(f"kronos-forecast: error: {type(err).__name__}: {one_line(err)} (set KRONOS_DEBUG=1 for a traceback)",
+        print(f"{prog}: error: {type(err).__name__}: {one_line(err)} (set KRONOS_DEBUG=1 for a traceback)",
               file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit status (0 success, 3 some series skipped, 2 bad input, 1 unexpected
+    failure, 130 interrupt)."""
+    parser = build_parser()
+    return run_command("kronos-forecast", lambda: run(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from .cli import (
     positive_float,
     quantile_list,
     read_source,
+    run_command,
 )
 from .evaluation import METRICS, TIMESTAMP_COLUMN, backtest
 from .io_utils import one_line
@@ -181,24 +182,9 @@ def _backtest(forecaster, data, id_column, args, is_demo, stderr):
     return result
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status (0 success, 2 bad input, 1 unexpected failure, 130 interrupt)."""
-    try:
-        args = build_parser().parse_args(argv)
-        run(args)
-    except CliError as err:
-        print(f"{PROG}: error: {one_line(err)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001 - a command line tool reports, it does not dump tracebacks
-        if os.environ.get("KRONOS_DEBUG"):
-            raise
-        print(f"{PROG}: error: {type(err).__name__}: {one_line(err)} (set KRONOS_DEBUG=1 for a traceback)",
-              file=sys.stderr)
-        return 1
-    return 0
+    return run_command(PROG, lambda: run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":
