@@ -169,3 +169,15 @@ def one_thread(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory):
+    """`(predictor dir, tokenizer dir)`: a random tiny pair in transformers format (fast to run), made per module."""
+    from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerConfig, KronosTokenizerModel
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny-kronos")
+    KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"], max_context=64)).save_pretrained(root / "model")
+    KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).save_pretrained(root / "tokenizer")
+    return str(root / "model"), str(root / "tokenizer")

@@ -27,18 +27,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoints(tmp_path_factory):
-    """A random tiny predictor + tokenizer pair in transformers format (fast to run)."""
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny-kronos")
-    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"], max_context=64))
-    tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"]))
-    model.save_pretrained(root / "model")
-    tokenizer.save_pretrained(root / "tokenizer")
-    return str(root / "model"), str(root / "tokenizer")
-
-
-@pytest.fixture(scope="module")
 def history_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "history.csv"
     # 100 five-minute candles: the last one closes a Friday session at 15:00

@@ -12,13 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerConfig, KronosTokenizerModel
 from transformers_kronos.cli import main
 from transformers_kronos.universe import series_seed
-
-from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS
 
 REPO = Path(__file__).resolve().parent.parent
 BROKEN = {"NDX3": "column 'close' is missing at", "GOOG1": "is repeated"}
@@ -26,15 +22,6 @@ FLAGS = ["--pred-len", "4", "--samples", "3", "--quantiles", "0.1,0.9"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoints(tmp_path_factory):
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny-kronos")
-    KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"], max_context=64)).save_pretrained(root / "model")
-    KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).save_pretrained(root / "tokenizer")
-    return str(root / "model"), str(root / "tokenizer")
 
 
 def real_universe():
