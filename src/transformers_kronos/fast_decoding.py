@@ -8,7 +8,10 @@ then cost as much as the arithmetic:
   weights up once per forecast and runs the modules' own arithmetic, with the same functions in the same order;
 - BLAS's matrix-vector kernel, which for one row runs on a single thread at about a third of the memory bandwidth:
   [`few_row_linear`] splits the weight's output features into one block per thread and multiplies the blocks as one
-  batched product, so every thread streams its own block (2-3x faster per matrix on a 2-core CPU).
+  batched product, so every thread streams its own block (2-3x faster per matrix on a 2-core CPU);
+- fewer, larger products: the query/key/value projections of a block, its gate and up projections and the
+  dependency layer's key/value projections each run as one product over their weights stacked in one tensor, which
+  the parameters become slices of ([`stacked_parameters`]: their names, values and checkpoints do not change).
 
 Every output is still one dot product over all input features, so the logits agree with the modules' to float32
 rounding (the kernels may sum in different orders); tests/test_fast_decoding.py checks it. The modelling file does

@@ -244,8 +244,9 @@ class KronosStaticCache(Cache):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         """Write one position `(batch, heads, 1, head_dim)` at `write_index`; return every slot of the layer."""
         layer = self.layers[layer_idx]
-        layer.keys.index_copy_(2, self.write_index, key_states.to(layer.keys.dtype))
-        layer.values.index_copy_(2, self.write_index, value_states.to(layer.values.dtype))
+        index = self.write_index.to(layer.keys.device)  # layers may sit on several devices (device_map)
+        layer.keys.index_copy_(2, index, key_states.to(layer.keys.dtype))
+        layer.values.index_copy_(2, index, value_states.to(layer.values.dtype))
         return layer.keys, layer.values
 
 
