@@ -209,8 +209,9 @@ class KronosFastSteps(KronosModuleSteps):
         self.norm = model.norm
         dep = model.dep_layer.cross_attn
         self.dep_idx, self.dep_heads, self.dep_scaling = dep.layer_idx, dep.n_heads, dep.scaling
-        self.dep_q, self.dep_k, self.dep_v, self.dep_out = (_Linear(m, fast) for m in (dep.q_proj, dep.k_proj, dep.v_proj, dep.out_proj))
+        # stacked first: the separate layers' views then read the stacked memory too
         self.dep_kv = _Linear.stacked([dep.k_proj, dep.v_proj], fast) if fast else None
+        self.dep_q, self.dep_k, self.dep_v, self.dep_out = (_Linear(m, fast) for m in (dep.q_proj, dep.k_proj, dep.v_proj, dep.out_proj))
         self.dep_norm = model.dep_layer.norm
         self.head_s1, self.head_s2 = _Linear(model.head.proj_s1, fast), _Linear(model.head.proj_s2, fast)
         # rotary angles of every position a step can take (the cache's positions never exceed the stamps'),
