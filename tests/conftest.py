@@ -202,7 +202,6 @@ def onnx_tiny(tmp_path_factory):
     that short contexts reach the sliding window) and tokenizer, and their ONNX exports, written by
     conversion_scripts/export_onnx.py with --verify. Made once per session (exporting takes ~30 s); tests only read it.
     """
-    pytest.importorskip("onnxruntime")
     from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerConfig, KronosTokenizerModel
 
     torch.manual_seed(1)

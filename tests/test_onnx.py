@@ -11,15 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from conftest import random_klines
-
-pytest.importorskip("onnxruntime")
-stats = pytest.importorskip("scipy.stats")
-
-from transformers_kronos import KronosForecaster  # noqa: E402
-from transformers_kronos.generation_kronos import filter_logits as torch_filter_logits  # noqa: E402
-from transformers_kronos.onnx import OnnxForecaster, filter_logits, sample_tokens  # noqa: E402
+from transformers_kronos import KronosForecaster
+from transformers_kronos.generation_kronos import filter_logits as torch_filter_logits
+from transformers_kronos.onnx import OnnxForecaster, filter_logits, sample_tokens
 
 # A fresh interpreter in which torch and transformers cannot be imported: it runs OnnxForecaster on the cases the
 # parent wrote and saves the forecasts, with the torch-side modules it ended up importing (none, it must be).

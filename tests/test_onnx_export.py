@@ -7,16 +7,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
 from conftest import PUBLISHED_MODEL_CONFIGS, PUBLISHED_TOKENIZER_CONFIGS, load_export_script, random_stamp, random_tokens
-
-ort = pytest.importorskip("onnxruntime")
-
-from transformers_kronos import KronosForTokenPrediction, KronosTokenizerModel  # noqa: E402
-from transformers_kronos.onnx import METADATA_NAME, read_metadata  # noqa: E402
-from transformers_kronos.onnx_export import export_predictor, export_tokenizer, verify_export  # noqa: E402
+from transformers_kronos import KronosForTokenPrediction, KronosTokenizerModel
+from transformers_kronos.onnx import METADATA_NAME, read_metadata
+from transformers_kronos.onnx_export import export_predictor, export_tokenizer, verify_export
 
 
 def session(folder, graph):
