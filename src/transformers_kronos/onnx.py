@@ -27,11 +27,17 @@ from .forecasting_base import (
     check_network_pair,
 )
 
-__all__ = ["METADATA_NAME", "OnnxForecaster", "filter_logits", "read_metadata", "sample_tokens"]
+__all__ = ["METADATA_NAME", "OnnxForecaster", "cache_names", "filter_logits", "read_metadata", "sample_tokens"]
 
 METADATA_NAME = "kronos_onnx.json"
 PREDICTOR_GRAPHS = ("decode_s1", "decode_s2", "decode_s1_cached", "decode_s2_cached")
 TOKENIZER_GRAPHS = ("encode", "decode")
+
+
+def cache_names(prefix: str, layers: int) -> list[str]:
+    """The cached step's key/value input (`prefix="past"`) or output (`"present"`) names: `{prefix}_key_0`,
+    `{prefix}_value_0`, `{prefix}_key_1`, ... for `layers` cache layers (the blocks, then the dependency layer)."""
+    return [f"{prefix}_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
 
 
 def read_metadata(folder: str | os.PathLike, kind: str | None = None) -> dict:
@@ -252,8 +258,7 @@ class _DecodingLoop:
         return (self.heads[layer][0], length, self.heads[layer][1])
 
     def _past_feeds(self, past):
-        names = [f"past_{kind}_{i}" for i in range(self.layers) for kind in ("key", "value")]
-        return dict(zip(names, past))
+        return dict(zip(cache_names("past", self.layers), past))
 
     def run(self, sampling: dict, progress) -> tuple[np.ndarray, np.ndarray]:
         """Decode; returns every token `(s1, s2)`, each `(rows, prompt_len + pred_len)`."""

@@ -42,7 +42,7 @@ from .conversion import read_source_config, resolve_source
 from .generation_kronos import KronosCache
 from .io_utils import atomic_directory
 from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
-from .onnx import METADATA_NAME, read_metadata
+from .onnx import METADATA_NAME, cache_names, read_metadata
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -250,8 +250,7 @@ def predictor_graphs(model: KronosForTokenPrediction) -> dict[str, GraphSpec]:
     batch, seq, past, total = dim("batch"), dim("seq"), dim("past"), dim.DYNAMIC
     inputs = predictor_inputs(model, batch=2, seq=6, past=4)
     layers = model.config.n_layers + 1
-    past_names = [f"past_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
-    present_names = [f"present_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
+    past_names, present_names = cache_names("past", layers), cache_names("present", layers)
     ids, mask = {0: batch, 1: seq}, {0: batch, 1: seq}
     return {
         "decode_s1": GraphSpec(
@@ -297,8 +296,7 @@ def _input_names(spec: GraphSpec) -> list[str]:
     names = []
     for name, value in spec.inputs.items():
         if isinstance(value, list):  # the cached step's past keys and values
-            layers = len(value) // 2
-            names += [f"past_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
+            names += cache_names("past", len(value) // 2)
         else:
             names.append(name)
     return names
@@ -409,9 +407,7 @@ def _feeds(inputs: dict) -> dict:
     feeds = {}
     for name, value in inputs.items():
         if isinstance(value, list):
-            layers = len(value) // 2
-            names = [f"past_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
-            feeds.update({n: t.numpy() for n, t in zip(names, value)})
+            feeds.update({n: t.numpy() for n, t in zip(cache_names("past", len(value) // 2), value)})
         else:
             feeds[name] = value.numpy()
     return feeds
