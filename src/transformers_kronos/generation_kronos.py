@@ -492,18 +492,12 @@ class KronosModuleSteps:
 
 def static_step(model, s1_ids, s2_ids, stamp, position, attention_mask, cache) -> torch.Tensor:
     """
-    One position `(rows, 1)` with its calendar features `stamp` `(rows, 1, 5)` through the backbone (as
-    `model.backbone` computes it) and into the dependency layer's cache, over a [`KronosStaticCache`]. The rotary
-    `position` `(1,)` and the slot mask `attention_mask` `(rows, slots)` are tensors, so that the shapes are the same
-    at every step: what `torch.compile` needs to build it once. Returns the new position's context `(rows, 1, d)`.
+    One position `(rows, 1)` with its calendar features `stamp` `(rows, 1, 5)` through the backbone and into the
+    dependency layer's cache, over a [`KronosStaticCache`]. The rotary `position` `(1,)` and the slot mask
+    `attention_mask` `(rows, slots)` are tensors, so that the shapes are the same at every step: what
+    `torch.compile` needs to build it once. Returns the new position's context `(rows, 1, d)`.
     """
-    hidden_states = model.embedding(s1_ids, s2_ids)
-    hidden_states = hidden_states + model.time_emb(stamp.to(hidden_states.device)).to(hidden_states.dtype)
-    hidden_states = model.token_drop(hidden_states)
-    position_embeddings = model.rotary_emb(position, hidden_states.dtype)
-    for block in model.transformer:
-        hidden_states, _ = block(hidden_states, position_embeddings, attention_mask, cache)
-    last = model.norm(hidden_states)
+    last = model.backbone(s1_ids, s2_ids, stamp, attention_mask, cache, position_ids=position)
     model.dep_layer.cache_context(last, cache)
     return last
 
