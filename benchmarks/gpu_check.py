@@ -70,17 +70,17 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, device: str, repeats: int = 2) -> float:
-    """Best time of `repeats` runs after one warm-up (which also pays any compilation)."""
-    fn()
+def timed(fn, device: str, repeats: int = 2) -> tuple[float, object]:
+    """Best time of `repeats` runs after one warm-up (which also pays any compilation), and the last result."""
+    result = fn()
     best = float("inf")
     for _ in range(repeats):
         synchronize(device)
         start = time.perf_counter()
-        fn()
+        result = fn()
         synchronize(device)
         best = min(best, time.perf_counter() - start)
-    return best
+    return best, result
 
 
 def accuracy_rows(paths, device: str, quick: bool) -> list[tuple[str, str]]:
@@ -106,7 +106,7 @@ def accuracy_rows(paths, device: str, quick: bool) -> list[tuple[str, str]]:
 
 
 def speed_rows(paths, device: str, quick: bool) -> list[tuple[str, str]]:
-    """Seconds per forecast for each case: upstream, ours eager, ours compiled."""
+    """Seconds per forecast for each case: upstream, ours eager, ours compiled (and its forecasts against eager's)."""
     import model as upstream
 
     from transformers_kronos import KronosForecaster
@@ -120,10 +120,12 @@ def speed_rows(paths, device: str, quick: bool) -> list[tuple[str, str]]:
     for name, lookback, pred_len, count in QUICK_CASES if quick else CASES:
         xs, x_tss, y_tss = (list(t) for t in zip(*series_inputs(lookback, pred_len, count)))
         options = dict(top_k=1, verbose=False)
-        up = timed(lambda: predictor.predict_batch(xs, x_tss, y_tss, pred_len, **options), device)
-        ours = timed(lambda: eager.predict_batch(xs, x_tss, y_tss, pred_len, **options), device)
-        fast = timed(lambda: compiled.predict_batch(xs, x_tss, y_tss, pred_len, **options), device)
-        rows.append((name, f"upstream {up:.2f} s | ours {ours:.2f} s ({up / ours:.1f}x) | compiled {fast:.2f} s ({up / fast:.1f}x)"))
+        up, _ = timed(lambda: predictor.predict_batch(xs, x_tss, y_tss, pred_len, **options), device)
+        ours, want = timed(lambda: eager.predict_batch(xs, x_tss, y_tss, pred_len, **options), device)
+        fast, got = timed(lambda: compiled.predict_batch(xs, x_tss, y_tss, pred_len, **options), device)
+        diff = relative_error(*(np.stack([frame.to_numpy() for frame in frames]) for frames in (got, want)))
+        rows.append((name, f"upstream {up:.2f} s | ours {ours:.2f} s ({up / ours:.1f}x) | compiled {fast:.2f} s "
+                           f"({up / fast:.1f}x; max rel. diff to eager {diff:.1e})"))
     return rows
 
 

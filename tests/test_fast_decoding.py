@@ -5,7 +5,13 @@ import torch
 from conftest import TINY_MODEL_CONFIGS, random_stamp, random_tokens
 
 from transformers_kronos import KronosConfig, KronosForTokenPrediction, generation_kronos
-from transformers_kronos.fast_decoding import MAX_FAST_ROWS, KronosFastSteps, few_row_linear, few_row_views
+from transformers_kronos.fast_decoding import (
+    MAX_FAST_ROWS,
+    KronosFastSteps,
+    few_row_linear,
+    few_row_views,
+    stacked_parameters,
+)
 
 
 def inputs_for(config, batch, length, seed=0):
@@ -104,3 +110,52 @@ def test_fast_steps_only_for_plain_float32_cpu_models():
     hook.remove()
     model.head.proj_s1 = torch.nn.Identity()  # not one of the modelling file's modules (nor is an adapter)
     assert not KronosFastSteps.supports(model)
+
+
+def test_stacked_parameters_are_views_and_save_as_before(tmp_path):
+    torch.manual_seed(0)
+    model = KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"])).eval()
+    attn = model.transformer[0].self_attn
+    params = [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    whole = stacked_parameters(params)
+    # the same parameter objects, now slices of one tensor, with the same values
+    assert [p is q for p, q in zip(params, [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])] == [True] * 3
+    torch.testing.assert_close(whole, torch.cat([before[f"transformer.0.self_attn.{n}_proj.weight"] for n in "qkv"]), rtol=0, atol=0)
+    rows = attn.q_proj.weight.shape[0]
+    assert attn.k_proj.weight.is_set_to(whole[rows : 2 * rows])
+    # laid out already: the second call builds a view of the same memory instead of copying
+    again = stacked_parameters(params)
+    assert again.is_set_to(whole)
+    with torch.no_grad():
+        attn.k_proj.weight.mul_(2.0)  # in-place updates (an optimizer step, load_state_dict) reach the stacked view
+    assert torch.equal(whole[rows : 2 * rows], 2 * before["transformer.0.self_attn.k_proj.weight"])
+    with torch.no_grad():
+        attn.k_proj.weight.copy_(before["transformer.0.self_attn.k_proj.weight"])
+    # save_pretrained writes every parameter under its own upstream name, and loads back bitwise
+    model.save_pretrained(tmp_path)
+    loaded = KronosForTokenPrediction.from_pretrained(tmp_path)
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    # a parameter replaced since (here: moved to another dtype and back) is laid out anew
+    attn.k_proj.weight.data = attn.k_proj.weight.data.double().float()
+    assert not attn.k_proj.weight.is_set_to(whole[rows : 2 * rows])
+    renewed = stacked_parameters(params)
+    assert not renewed.is_set_to(whole) and attn.k_proj.weight.is_set_to(renewed[rows : 2 * rows])
+    torch.testing.assert_close(renewed, whole, rtol=0, atol=0)
+
+
+def test_forecasting_with_stacked_parameters_leaves_the_model_trainable():
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS["tiny"]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, 1, 9)
+    model.generate_tokens(s1, s2, stamp, inputs_for(config, 1, 3, seed=1)[2], pred_len=3, steps=KronosFastSteps, top_k=1)
+    block = model.transformer[0]
+    rows = block.ffn.w1.weight.shape[0]
+    # the decoding stacked the gate and up projections (and q/k/v) into one tensor each
+    assert block.ffn.w3.weight.is_set_to(stacked_parameters([block.ffn.w1.weight, block.ffn.w3.weight])[rows:])
+    model.train()
+    out = model(s1, s2, stamp, s1_labels=s1, s2_labels=s2)
+    out.loss.backward()
+    assert block.ffn.w3.weight.grad is not None and not block.ffn.w3.weight.is_inference()

@@ -22,6 +22,7 @@ from transformers_kronos import (
 from transformers_kronos.demo import load_demo
 from transformers_kronos.forecasting import FEATURE_COLUMNS, quantile_column
 from transformers_kronos.fast_decoding import KronosFastSteps
+from transformers_kronos.generation_kronos import KronosStaticSteps
 from transformers_kronos.modeling_kronos import sample_tokens
 
 MODEL_CONFIG = TINY_MODEL_CONFIGS["tiny"]
@@ -790,21 +791,30 @@ def test_device_must_exist(checkpoints):
 
 
 def test_compiled_decoding_step_gives_the_same_forecasts(checkpoints, monkeypatch):
-    """`compile=True` compiles the decoding step once (dynamic shapes: the cache grows), same forecasts."""
+    """`compile=True` compiles a fixed-shape step over a static cache: one graph for two prompt lengths, same forecasts."""
     model_path, tok_path, _, _ = checkpoints
     options = []
     compile = torch.compile
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: options.append(kw) or compile(fn, **kw))
     plain = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu")
-    # aot_eager traces the whole step as the default backend does, without its (minute-long) code generation
-    compiled = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", compile={"backend": "aot_eager"})
-    assert options == [{"dynamic": True, "backend": "aot_eager"}]
-    assert type(compiled._steps).__name__ == "type" and compiled._steps.__name__ == "CompiledKronosModuleSteps"
-    x, x_ts, y_ts = split(*make_klines(20, seed=21), 16, 4)
-    pd.testing.assert_frame_equal(
-        compiled.predict(x, x_ts, y_ts, verbose=False, top_k=1, sample_count=2),
-        plain.predict(x, x_ts, y_ts, verbose=False, top_k=1, sample_count=2),
-        rtol=1e-5, atol=1e-4,  # plain decodes with the CPU fast path (few-row products, ~1e-6 in the logits)
-    )
+    torch._dynamo.reset()
+    graphs = []
+    aot_eager = torch._dynamo.lookup_backend("aot_eager")
+
+    def backend(graph_module, example_inputs):  # aot_eager traces the whole step without code generation
+        graphs.append(graph_module)
+        return aot_eager(graph_module, example_inputs)
+
+    compiled = KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", compile={"backend": backend})
+    assert options == [{"backend": backend}]
+    assert issubclass(compiled._steps, KronosStaticSteps)
+    for length, pred_len in ((16, 4), (11, 4)):  # a second prompt length reuses the graph
+        x, x_ts, y_ts = split(*make_klines(length + pred_len, seed=21), length, pred_len)
+        pd.testing.assert_frame_equal(
+            compiled.predict(x, x_ts, y_ts, verbose=False, top_k=1, sample_count=2),
+            plain.predict(x, x_ts, y_ts, verbose=False, top_k=1, sample_count=2),
+            rtol=1e-5, atol=1e-4,  # plain decodes with the CPU fast path (few-row products, ~1e-6 in the logits)
+        )
+    assert len(graphs) == 1
     KronosForecaster.from_pretrained(model_path, tok_path, device="cpu", compile=True)
-    assert options[-1] == {"dynamic": True}  # no CUDA graphs on CPU
+    assert options[-1] == {}  # no CUDA graphs on CPU

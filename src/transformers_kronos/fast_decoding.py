@@ -8,7 +8,10 @@ then cost as much as the arithmetic:
   weights up once per forecast and runs the modules' own arithmetic, with the same functions in the same order;
 - BLAS's matrix-vector kernel, which for one row runs on a single thread at about a third of the memory bandwidth:
   [`few_row_linear`] splits the weight's output features into one block per thread and multiplies the blocks as one
-  batched product, so every thread streams its own block (2-3x faster per matrix on a 2-core CPU).
+  batched product, so every thread streams its own block (2-3x faster per matrix on a 2-core CPU);
+- fewer, larger products: the query/key/value projections of a block, its gate and up projections and the
+  dependency layer's key/value projections each run as one product over their weights stacked in one tensor, which
+  the parameters become slices of ([`stacked_parameters`]: their names, values and checkpoints do not change).
 
 Every output is still one dot product over all input features, so the logits agree with the modules' to float32
 rounding (the kernels may sum in different orders); tests/test_fast_decoding.py checks it. The modelling file does
@@ -39,7 +42,7 @@ from .modeling_kronos import (
     eager_attention_forward,
 )
 
-__all__ = ["KronosFastSteps", "few_row_linear", "few_row_views", "MAX_FAST_ROWS"]
+__all__ = ["KronosFastSteps", "MAX_FAST_ROWS", "few_row_linear", "few_row_views", "stacked_parameters"]
 
 # from 8 rows on, BLAS's own kernels are as fast
 MAX_FAST_ROWS = 4
@@ -73,22 +76,79 @@ def few_row_linear(hidden_states: torch.Tensor, weight_blocks: torch.Tensor, bia
     """`F.linear` of a few contiguous float32 rows `(..., in)` as one batched product over the weight's row blocks."""
     blocks, block_out, n_in = weight_blocks.shape
     n_out = blocks * block_out
+    rows = hidden_states.numel() // n_in
     # (blocks, in, rows), every block reading the same inputs (a stride-0 expand, no copy)
-    inputs = hidden_states.reshape(-1, n_in).t().expand(blocks, n_in, -1)
+    if rows == 1:  # the common case, in fewer operations: a decoding step runs ~40 of these
+        inputs = hidden_states.view(1, n_in, 1).expand(blocks, n_in, 1)
+    else:
+        inputs = hidden_states.reshape(rows, n_in).t().expand(blocks, n_in, rows)
     if bias_blocks is None:
         out = torch.bmm(weight_blocks, inputs)
     else:
         out = torch.baddbmm(bias_blocks, weight_blocks, inputs)
     # (blocks, out / blocks, rows) is (out, rows) in memory
-    return out.view(n_out, -1).t().reshape(*hidden_states.shape[:-1], n_out)
+    if rows == 1:
+        return out.view(*hidden_states.shape[:-1], n_out)
+    return out.view(n_out, rows).t().reshape(*hidden_states.shape[:-1], n_out)
+
+
+def _stacked_view(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """
+    `tensors` `(n_i, ...)` as one tensor `(sum n_i, ...)` over the storage they share, when they lie in it one after
+    another (each `is_set_to` its slice of the whole: same storage, offset, shape and strides); else `None`.
+    """
+    first = tensors[0]
+    if any(t.dtype != first.dtype or t.shape[1:] != first.shape[1:] or not t.is_contiguous() for t in tensors):
+        return None
+    shape = (sum(t.shape[0] for t in tensors), *first.shape[1:])
+    storage = first.untyped_storage()
+    if (first.storage_offset() + math.prod(shape)) * first.element_size() > storage.nbytes():
+        return None
+    whole = first.new_empty(0).set_(storage, first.storage_offset(), shape)
+    start = 0
+    for t in tensors:
+        if not t.is_set_to(whole[start : start + t.shape[0]]):
+            return None
+        start += t.shape[0]
+    return whole
+
+
+def stacked_parameters(parameters: list[nn.Parameter]) -> torch.Tensor:
+    """
+    The parameters `(n_i, ...)` stacked into one tensor `(sum n_i, ...)` that they are views of, so that the layers
+    they belong to can be applied as one product (the query, key and value projections; the gate and up projections).
+
+    The first call lays them out one after another in new memory and points every parameter's `.data` at its slice
+    (the parameters stay the same objects, with the same values: optimizers, adapters, `state_dict` and
+    `save_pretrained`, which writes them as separate tensors, see them as before); later calls find them laid out
+    and only rebuild the view. Parameters that were replaced since (moved, loaded anew) are laid out again.
+    """
+    with torch.inference_mode(False), torch.no_grad():  # ordinary tensors, usable for training afterwards
+        whole = _stacked_view([p.data for p in parameters])
+        if whole is None:
+            whole = torch.cat([p.data for p in parameters])
+            start = 0
+            for p in parameters:
+                p.data = whole[start : start + p.shape[0]]
+                start += p.shape[0]
+    return whole
 
 
 class _Linear:
     """A linear layer's weights, looked up once: `F.linear`, or [`few_row_linear`] for a few rows."""
 
-    def __init__(self, module: nn.Linear, fast: bool):
-        self.weight, self.bias = module.weight, module.bias
-        self.views = few_row_views(module.weight, module.bias) if fast else None
+    def __init__(self, module: nn.Linear | None, fast: bool, weight=None, bias=None):
+        if module is not None:
+            weight, bias = module.weight, module.bias
+        self.weight, self.bias = weight, bias
+        self.views = few_row_views(weight, bias) if fast else None
+
+    @classmethod
+    def stacked(cls, modules: list[nn.Linear], fast: bool) -> "_Linear":
+        """The layers `modules` (same input, all with or all without bias) as one layer, their outputs concatenated."""
+        weight = stacked_parameters([m.weight for m in modules])
+        bias = None if modules[0].bias is None else stacked_parameters([m.bias for m in modules])
+        return cls(None, fast, weight, bias)
 
     def __call__(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self.views is not None and hidden_states.is_contiguous():
@@ -149,6 +209,8 @@ class KronosFastSteps(KronosModuleSteps):
         self.norm = model.norm
         dep = model.dep_layer.cross_attn
         self.dep_idx, self.dep_heads, self.dep_scaling = dep.layer_idx, dep.n_heads, dep.scaling
+        # stacked first: the separate layers' views then read the stacked memory too
+        self.dep_kv = _Linear.stacked([dep.k_proj, dep.v_proj], fast) if fast else None
         self.dep_q, self.dep_k, self.dep_v, self.dep_out = (_Linear(m, fast) for m in (dep.q_proj, dep.k_proj, dep.v_proj, dep.out_proj))
         self.dep_norm = model.dep_layer.norm
         self.head_s1, self.head_s2 = _Linear(model.head.proj_s1, fast), _Linear(model.head.proj_s2, fast)
@@ -204,7 +266,11 @@ class KronosFastSteps(KronosModuleSteps):
         for layer in self.layers:
             hidden_states = layer(self, hidden_states, rotary, attention_mask, cache)
         last = _rms_norm(hidden_states, self.norm)
-        key, value = self._heads(self.dep_k(last), self.dep_heads), self._heads(self.dep_v(last), self.dep_heads)
+        if self.dep_kv is None:
+            key, value = self._heads(self.dep_k(last), self.dep_heads), self._heads(self.dep_v(last), self.dep_heads)
+        else:
+            parts = self.dep_kv(last).view(last.shape[0], 1, 2, self.dep_heads, self.d_model // self.dep_heads)
+            key, value = parts.transpose(1, 3).unbind(2)
         cache.update(key, value, self.dep_idx)
         return last
 
@@ -219,16 +285,33 @@ class _Block:
     def __init__(self, block: KronosTransformerBlock, fast: bool):
         attn, ffn = block.self_attn, block.ffn
         self.norm1, self.norm2 = block.norm1, block.norm2
+        # a few rows: the query/key/value and the gate/up projections as one product each (see stacked_parameters)
+        self.qkv = _Linear.stacked([attn.q_proj, attn.k_proj, attn.v_proj], fast) if fast else None
+        self.w13 = _Linear.stacked([ffn.w1, ffn.w3], fast) if fast else None
         self.q, self.k, self.v, self.out = (_Linear(m, fast) for m in (attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj))
         self.w1, self.w3, self.w2 = (_Linear(m, fast) for m in (ffn.w1, ffn.w3, ffn.w2))
         self.layer_idx, self.heads, self.scaling = attn.layer_idx, attn.n_heads, attn.scaling
 
+    def _qkv(self, steps: "KronosFastSteps", normed: torch.Tensor, rotary):
+        """Rotated queries and keys, and values, each `(rows, heads, 1, head_dim)`."""
+        if self.qkv is None:
+            query, key, value = (steps._heads(linear(normed), self.heads) for linear in (self.q, self.k, self.v))
+            return apply_rotary(query, *rotary), apply_rotary(key, *rotary), value
+        rows = normed.shape[0]
+        parts = self.qkv(normed).view(rows, 1, 3, self.heads, steps.d_model // self.heads)
+        # queries and keys rotated together: elementwise, so the same numbers as one at a time
+        query, key = apply_rotary(parts[:, :, :2], *rotary).transpose(1, 3).unbind(2)
+        return query, key, parts[:, :, 2].transpose(1, 2)
+
+    def _ffn(self, normed: torch.Tensor) -> torch.Tensor:
+        if self.w13 is None:
+            return self.w2(F.silu(self.w1(normed)) * self.w3(normed))
+        gate, up = self.w13(normed).view(*normed.shape[:-1], 2, -1).unbind(-2)
+        return self.w2(F.silu(gate) * up)
+
     def __call__(self, steps: KronosFastSteps, hidden_states, rotary, attention_mask, cache):
-        normed = _rms_norm(hidden_states, self.norm1)
-        query, key, value = (steps._heads(linear(normed), self.heads) for linear in (self.q, self.k, self.v))
-        query, key = apply_rotary(query, *rotary), apply_rotary(key, *rotary)
+        query, key, value = self._qkv(steps, _rms_norm(hidden_states, self.norm1), rotary)
         key, value = cache.update(key, value, self.layer_idx)
         out = steps.attend(query, key, value, attention_mask, cache, self.layer_idx, self.scaling, True)
         hidden_states = hidden_states + self.out(out)
-        normed = _rms_norm(hidden_states, self.norm2)
-        return hidden_states + self.w2(F.silu(self.w1(normed)) * self.w3(normed))
+        return hidden_states + self._ffn(_rms_norm(hidden_states, self.norm2))

@@ -39,7 +39,7 @@ from .forecasting_base import (  # noqa: F401 - the pandas side, defined there (
     quantile_column,
     reject_numeric_timestamps,
 )
-from .generation_kronos import KronosModuleSteps, check_generator, compiled_steps
+from .generation_kronos import check_generator, compiled_steps
 from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 from .utils import check_device, default_device
 
@@ -84,9 +84,10 @@ class KronosForecaster(KlineForecaster):
         max_context (`int`, *optional*): Tokens the predictor attends to; defaults to `model.config.max_context`
             (512 for the published models). Longer contexts are accepted, and their last window is used.
         clip (`float`, defaults to 5): Normalised inputs are clipped to `[-clip, clip]`.
-        compile (`bool` or `dict`, defaults to `False`): Compile the decoding step with `torch.compile`
-            (`mode="reduce-overhead"`, i.e. CUDA graphs, on CUDA); a dict gives `torch.compile`'s options. The first
-            forecast pays the compilation.
+        compile (`bool` or `dict`, defaults to `False`): Compile the decoding step with `torch.compile`, over a
+            static cache of `max_context` positions ([`generation_kronos.KronosStaticSteps`]), so it is built once
+            for every prompt length (again for another number of rows); `mode="reduce-overhead"`, i.e. CUDA graphs,
+            on CUDA. A dict gives `torch.compile`'s options. The first forecast pays the compilation.
 
     Both models are put in eval mode (upstream's predictor leaves them as they are, so dropout stays active in a
     freshly built upstream model). Plain float32 models on CPU (no hooks or adapters) decode with
@@ -131,7 +132,7 @@ class KronosForecaster(KlineForecaster):
         options = dict(compile) if isinstance(compile, dict) else {}
         if self.device.type == "cuda":
             options.setdefault("mode", "reduce-overhead")  # CUDA graphs: one launch per step
-        return compiled_steps(KronosModuleSteps, **options)
+        return compiled_steps(**options)
 
     @classmethod
     def from_pretrained(

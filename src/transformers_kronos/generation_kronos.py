@@ -27,6 +27,9 @@ __all__ = [
     "KronosModuleSteps",
     "KronosPathCache",
     "KronosSharedPromptLayer",
+    "KronosStaticCache",
+    "KronosStaticLayer",
+    "KronosStaticSteps",
     "check_generator",
     "check_prompt",
     "check_sampling",
@@ -36,6 +39,7 @@ __all__ = [
     "make_plan",
     "sample_tokens",
     "shared_prompt_attention",
+    "static_step",
 ]
 
 
@@ -182,6 +186,65 @@ class KronosCache(Cache):
             layer.keys[rows, :, : source.length] = keys
             layer.values[rows, :, : source.length] = values
             layer.length, layer.cumulative_length = source.length, source.cumulative_length
+
+
+class KronosStaticLayer(CacheLayerMixin):
+    """
+    One layer of a [`KronosStaticCache`]: keys and values `(batch, heads, slots, head_dim)` of a fixed shape (a
+    [`KronosCacheLayer`]'s preallocated buffers), written in place at the cache's `write_index`.
+    """
+
+    is_sliding = False
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        super().__init__()
+        self.keys, self.values = keys, values
+        self.device = keys.device
+        self.is_initialized = True
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        pass  # built around existing buffers
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        raise NotImplementedError("a KronosStaticLayer is written through KronosStaticCache.update")
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.keys.shape[-2], 0
+
+    def get_seq_length(self) -> int:
+        return self.keys.shape[-2]
+
+    def get_max_length(self) -> int:
+        return self.keys.shape[-2]
+
+
+class KronosStaticCache(Cache):
+    """
+    A fixed-shape view of a [`KronosCache`] preallocated for `max_context` positions, for a compiled decoding step
+    (transformers' `StaticCache` style): `update` writes the new position into every layer's buffers at
+    `write_index` (a `(1,)` long tensor, set before each step) and returns all the slots, so every step has the same
+    shapes whatever the prompt length; the step's attention mask hides the slots not written yet. Slots past the
+    prompt are zeroed once, so that masked slots never hold NaN.
+
+    Args:
+        cache ([`KronosCache`]): The prompt's cache, built with `max_length` (its buffers are shared, not copied).
+    """
+
+    def __init__(self, cache: KronosCache):
+        for layer in cache.layers:
+            layer.keys[..., layer.length :, :].zero_()
+            layer.values[..., layer.length :, :].zero_()
+        super().__init__(layers=[KronosStaticLayer(layer.keys, layer.values) for layer in cache.layers])
+        self.source = cache
+        self.write_index = torch.zeros(1, dtype=torch.long, device=cache.layers[0].keys.device)
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        """Write one position `(batch, heads, 1, head_dim)` at `write_index`; return every slot of the layer."""
+        layer = self.layers[layer_idx]
+        index = self.write_index.to(layer.keys.device)  # layers may sit on several devices (device_map)
+        layer.keys.index_copy_(2, index, key_states.to(layer.keys.dtype))
+        layer.values.index_copy_(2, index, value_states.to(layer.values.dtype))
+        return layer.keys, layer.values
 
 
 class KronosSharedPromptLayer(CacheLayerMixin):
@@ -427,18 +490,64 @@ class KronosModuleSteps:
         return last
 
 
-def compiled_steps(base: type = KronosModuleSteps, **options) -> type:
+def static_step(model, s1_ids, s2_ids, stamp, position, attention_mask, cache) -> torch.Tensor:
     """
-    `base` with its `append` (the backbone step, the bulk of a decoding step) compiled once by `torch.compile`, with
-    dynamic shapes since the cache grows every step: two graphs serve a whole forecast. `options` go to
-    `torch.compile` (e.g. `mode="reduce-overhead"` for CUDA graphs).
+    One position `(rows, 1)` with its calendar features `stamp` `(rows, 1, 5)` through the backbone and into the
+    dependency layer's cache, over a [`KronosStaticCache`]. The rotary `position` `(1,)` and the slot mask
+    `attention_mask` `(rows, slots)` are tensors, so that the shapes are the same at every step: what
+    `torch.compile` needs to build it once. Returns the new position's context `(rows, 1, d)`.
     """
-    compiled = torch.compile(base.append, dynamic=True, **options)
+    last = model.backbone(s1_ids, s2_ids, stamp, attention_mask, cache, position_ids=position)
+    model.dep_layer.cache_context(last, cache)
+    return last
+
+
+class KronosStaticSteps(KronosModuleSteps):
+    """
+    [`KronosModuleSteps`] whose backbone step ([`static_step`]) runs over a [`KronosStaticCache`]: the cache holds
+    `max_context` slots from the start, each step writes its position at an index tensor and attends to every slot
+    through a mask. The step's shapes then depend on the number of rows only, not on the prompt length or the step,
+    so a compiled step ([`compiled_steps`]) is built once and, on CUDA, replayed as a CUDA graph.
+    """
+
+    # generate() builds the prompt's cache for `max_context` positions and keeps the prompt repeated per path
+    static_cache = True
+    step = staticmethod(static_step)
+
+    def __init__(self, model, stamps: torch.Tensor):
+        super().__init__(model, stamps)
+        self.static = None
 
     def append(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, index: int, attention_mask, cache) -> torch.Tensor:
-        return compiled(self, s1_ids, s2_ids, index, attention_mask, cache)
+        # a full rolling cache first shifts out its oldest position (eagerly: it moves every slot)
+        slot = [layer._make_room(1) for layer in cache.layers][0]
+        if self.static is None or self.static.source is not cache:
+            self.static = KronosStaticCache(cache)
+            if self.static.write_index.device.type == "cuda":  # CUDA graphs: the buffers stay where they are
+                for layer in self.static.layers:
+                    torch._dynamo.mark_static_address(layer.keys)
+                    torch._dynamo.mark_static_address(layer.values)
+        self.static.write_index.fill_(slot)
+        device = self.static.write_index.device
+        slots = torch.zeros(s1_ids.shape[0], cache.layers[0].max_length, dtype=torch.bool, device=device)
+        slots[:, : slot + 1] = True if attention_mask is None else attention_mask.to(device=device, dtype=torch.bool)
+        position = torch.full((1,), cache.seen_tokens, dtype=torch.long, device=device)
+        # contiguous: a column of the token table has its length as a stride, which the compiled step would guard on
+        inputs = (t.contiguous() for t in (s1_ids, s2_ids, self.stamps[:, index : index + 1]))
+        last = self.step(self.model, *inputs, position, slots, self.static)
+        for layer in cache.layers:
+            layer.length, layer.cumulative_length = slot + 1, layer.cumulative_length + 1
+        return last
 
-    return type(f"Compiled{base.__name__}", (base,), {"append": append, "__doc__": base.__doc__})
+
+def compiled_steps(base: type = KronosStaticSteps, **options) -> type:
+    """
+    `base` (a [`KronosStaticSteps`]) with its step compiled by `torch.compile`, once per forecaster: its shapes do
+    not change from step to step nor with the prompt length. `options` go to `torch.compile` (e.g.
+    `mode="reduce-overhead"` for CUDA graphs).
+    """
+    compiled = torch.compile(base.step, **options)
+    return type(f"Compiled{base.__name__}", (base,), {"step": staticmethod(compiled), "__doc__": base.__doc__})
 
 
 @dataclass
@@ -490,20 +599,23 @@ class _Tokens:
                 self.mask = self.mask.repeat_interleave(paths, dim=0)
 
 
-def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids, shared: bool):
+def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids, shared: bool, static: bool = False):
     """
     The prompt's last window through the model once per series, a few series per pass (a whole batch's activations
     would outweigh the cache itself). Returns `(cache, last)`: the cache ready for the paths and the last position's
     context `(rows, 1, d_model)`.
     """
     num_layers, device = model.config.n_layers + 1, tokens.s1.device
-    cache = KronosCache(num_layers, plan.window if shared else plan.capacity, rolling=plan.sliding == "rolling")
+    # a static cache has the same shape for every prompt: `max_context` positions
+    size = plan.window if shared else plan.max_context if static else plan.capacity
+    cache = KronosCache(num_layers, size, rolling=plan.sliding == "rolling")
     per_pass = max(1, model._prompt_positions_per_pass // plan.window)
     prompt_mask = tokens.window_mask(plan.prompt_len, plan.window)
     last = []
     for first in range(0, plan.batch, per_pass):
         rows = slice(first, min(first + per_pass, plan.batch))
-        part = KronosCache(num_layers, plan.window)
+        # one pass for the whole batch writes straight into the cache (a second copy would raise the peak memory)
+        part = cache if per_pass >= plan.batch else KronosCache(num_layers, plan.window)
         context = model.backbone(
             s1_ids[rows, plan.start :].to(device),
             s2_ids[rows, plan.start :].to(device),
@@ -512,7 +624,8 @@ def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids,
             part,
         )
         model.dep_layer.cache_context(context, part)
-        cache.write_rows(rows, plan.batch, part)
+        if part is not cache:
+            cache.write_rows(rows, plan.batch, part)
         last.append(context[:, -1:])
         del context, part  # only the last position is needed from here on (peak memory)
     last = torch.cat(last).repeat_interleave(plan.sample_count, dim=0)
@@ -555,8 +668,9 @@ def generate(
     sampling = sampling or {}
     tokens = _Tokens(plan, s1_ids, s2_ids, stamp, future_stamp, attention_mask, device)
     # a rolling cache drops prompt positions path by path, so it keeps the prompt repeated per path
+    static = getattr(steps_class, "static_cache", False)
     shared = plan.sample_count > 1 and plan.sliding == "exact" and not model.training and model._share_prompt_across_paths
-    cache, last = _encode_prompt(model, plan, tokens, s1_ids, s2_ids, shared)
+    cache, last = _encode_prompt(model, plan, tokens, s1_ids, s2_ids, shared and not static, static)
     tokens.repeat_for_paths(plan.sample_count)
     steps = (steps_class or KronosModuleSteps)(model, tokens.stamp)
     context = None  # the re-encoded window, once the cache is given up (exact sliding)
