@@ -79,7 +79,8 @@ def decode_paths(
         rows = slice(first, min(first + per_pass, series))
         path_rows = slice(rows.start * paths, rows.stop * paths)
         mask = None if attention_mask is None else attention_mask[rows]
-        cache = KronosCache(len(tokenizer.decoder))
+        # preallocated for the whole sequence: the paths' positions are written in place, not concatenated
+        cache = KronosCache(len(tokenizer.decoder), prompt_len + new_len)
         _decoder_pass(tokenizer, prompt_s1[rows], prompt_s2[rows], rotary, mask, cache)
         cache.batch_repeat_interleave(paths)
         if mask is not None:  # the padding of the prompt, then the new positions, for every path
