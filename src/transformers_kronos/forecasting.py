@@ -30,7 +30,7 @@ from .fast_decoding import KronosFastSteps
 from .generation_kronos import KronosModuleSteps, check_generator, check_sampling, compiled_steps
 from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 from .tokenizer_decoding import decode_paths
-from .utils import check_count, check_device, default_device
+from .utils import check_count, check_device, default_device, series_generator
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VOLUME_COLUMN = "volume"
@@ -217,6 +217,25 @@ def _plan_passes(count, sample_count, batch_size):
         for index in range(count)
         for done in range(0, sample_count, batch_size)
     ]
+
+
+def path_generators(generator, count: int, sample_count: int, device) -> list:
+    """
+    One `torch.Generator` per sample path of `count` series, for paths decoded over several passes: each series
+    draws one seed from its source (its own generator in a list, else `generator` or torch's global RNG, in series
+    order), and path `p` is seeded from that seed and `p` ([`series_seed`]). A path's random numbers then do not
+    depend on which pass decodes it, so the paths are the same for every `batch_size` below `sample_count`.
+
+    Returns:
+        `list` of `count` lists of `sample_count` generators on `device`.
+    """
+    out = []
+    for index in range(count):
+        source = generator[index] if isinstance(generator, tuple) else generator
+        where = source.device if source is not None else "cpu"
+        seed = int(torch.randint(0, 2**62, (1,), generator=source, device=where))
+        out.append([series_generator(seed, path, device) for path in range(sample_count)])
+    return out
 
 
 def _check_quantile_levels(levels):
@@ -514,6 +533,9 @@ class KronosForecaster:
             raise ValueError(f"`sliding` must be 'exact' or 'rolling', got {sliding!r}")
         generator = check_generator(generator, len(series))
         passes = _plan_passes(len(series), sample_count, batch_size)
+        split = batch_size is not None and sample_count > batch_size
+        if split:  # a series' paths over several passes: one generator per path, whatever the passes
+            per_path = path_generators(generator, len(series), sample_count, _input_device(self.model))
         self.model.eval()
         self.tokenizer.eval()
         paths = np.empty((len(series), sample_count, pred_len, len(FEATURE_COLUMNS)), dtype=np.float32)
@@ -521,13 +543,19 @@ class KronosForecaster:
             for first, stop, done, count in passes:
                 # a list holds one generator per series: each pass draws from its own series' generators only
                 pass_generator = generator[first:stop] if isinstance(generator, tuple) else generator
+                if split:
+                    pass_generator = per_path[first][done : done + count]
                 paths[first:stop, done : done + count] = self._generate_pass(
-                    series[first:stop], pred_len, T, top_k, top_p, count, sliding, pass_generator, bar
+                    series[first:stop], pred_len, T, top_k, top_p, count, sliding, pass_generator, bar,
+                    share_context=sample_count > 1,
                 )
         return paths
 
-    def _generate_pass(self, series, pred_len, T, top_k, top_p, sample_count, sliding, generator, bar):
-        """[`_generate`] of series decoded together, left-padded to the longest; `bar` counts the steps."""
+    def _generate_pass(self, series, pred_len, T, top_k, top_p, sample_count, sliding, generator, bar, share_context):
+        """
+        [`_generate`] of series decoded together, left-padded to the longest; `bar` counts the steps. With
+        `share_context` (a forecast of several paths), the tokenizer decodes the window's context once per series.
+        """
         batch = len(series)
         lengths = [len(s.x) for s in series]
         longest = max(lengths)
@@ -566,25 +594,28 @@ class KronosForecaster:
                 progress=lambda step: bar.update(1),
                 steps=self._steps or (KronosFastSteps if KronosFastSteps.supports(self.model) else None),
             )
-            decoded = self._decode_window(s1, s2, gen_s1, gen_s2, mask if padded else None, sample_count, pred_len)
+            decoded = self._decode_window(
+                s1, s2, gen_s1, gen_s2, mask if padded else None, sample_count, pred_len, share_context
+            )
             decoded = decoded.float().cpu().numpy()
         return decoded.reshape(batch, sample_count, pred_len, len(FEATURE_COLUMNS))
 
-    def _decode_window(self, s1, s2, gen_s1, gen_s2, mask, sample_count, pred_len):
+    def _decode_window(self, s1, s2, gen_s1, gen_s2, mask, sample_count, pred_len, share_context=True):
         """
         The forecast candles `(series * sample_count, pred_len, 6)` of generated tokens `(series * sample_count,
         pred_len)` after prompts `(series, prompt_len)` (left-padded where `mask` `(series, prompt_len)` has zeros).
 
         As upstream, the last window of tokens is decoded (the tokenizer's decoder is causal, so the forecast rows
         depend on the context tokens before them in the window; a forecast longer than the window decodes all of it).
-        The window's context part is the same for every path of a series: with several paths, [`decode_paths`]
-        decodes it once per series (the same candles up to float rounding). One path decodes its window as upstream
-        does, bitwise: sharing would save nothing.
+        The window's context part is the same for every path of a series: with `share_context` (a forecast of
+        several paths, decoded in one pass or several), [`decode_paths`] decodes it once per series (the same candles
+        up to float rounding). A one-path forecast decodes its window as upstream does, bitwise: sharing would save
+        nothing.
         """
         tok_device = _input_device(self.tokenizer)
         prompt_len = s1.shape[1]
         start = max(0, prompt_len + pred_len - max(self.max_context, pred_len))
-        if sample_count > 1 and start < prompt_len:
+        if share_context and start < prompt_len:
             prompt_mask = None
             if mask is not None and not mask[:, start:].all():
                 prompt_mask = torch.from_numpy(mask[:, start:]).to(tok_device)
@@ -647,8 +678,10 @@ class KronosForecaster:
                 `2 * (n_layers + 1) * d_model * 4` bytes in float32 (37 KB for Kronos-small) per context candle and
                 series (the paths of a series share it) and per forecast candle and path. Smaller passes bound it at
                 some cost in speed: every pass encodes the context again and streams the weights once per step.
-                Greedy forecasts do not depend on it beyond float rounding; sampled paths do (each pass draws its own
-                random numbers, so one seed gives other paths than without `batch_size`).
+                Greedy forecasts do not depend on it beyond float rounding. Sampled paths: with `batch_size` at least
+                `sample_count`, they are drawn in upstream's order; below it, each path draws from a generator of its
+                own, seeded from `generator` (see [`path_generators`]), so the paths are the same for every such
+                `batch_size` (but not the ones of a single pass).
 
         Returns:
             `pd.DataFrame` with columns open, high, low, close, volume, amount indexed by the forecast timestamps;
