@@ -13,7 +13,8 @@ Useful work is 2 x the multiply-adds of the predictor's linear layers that a for
 - the backbone (the embedding's fusion projection and the transformer blocks) over every prompt candle;
 - per generated candle and path: the backbone, the dependency layer and both heads.
 Attention's score products, the tokenizer and everything else are overhead by this definition. The tokenizer's
-work is printed beside it, because it is not small: upstream decodes the whole last window of tokens for every path.
+work is printed beside it, because it is not small: upstream decodes the whole last window of tokens for every path,
+where the forecaster decodes the window's context once per series (`transformers_kronos.tokenizer_decoding`).
 
 The bar (issue 19) is useful work / wall time >= 50% of the GEMM rate, which is the best of several 2048 x 2048 fp32
 products on the same threads, measured before and after the forecast (their mean is the reference). Timings on a
@@ -115,7 +116,7 @@ def main():
         return forecaster.predict_batch(contexts[:count], stamps[:count], pred_len=args.pred_len,
                                         sample_count=args.paths, verbose=False, generator=generators)
 
-    forecast(min(2, args.windows))  # warm-up: allocator, packed weights, thread pool
+    forecast(min(2, args.windows))  # warm-up: allocator, thread pool
     timers = {name: Timer(owner, method) for name, owner, method in (
         ("tokenizer encode", forecaster.tokenizer, "encode"),
         ("predictor decoding loop", forecaster.model, "generate_tokens"),

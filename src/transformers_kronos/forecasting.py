@@ -15,7 +15,8 @@ The data flow, per series:
    window still depend on every candle before it);
 3. the predictor generates `pred_len` token pairs per sample path, attending to at most `max_context` tokens;
 4. the tokenizer decodes the last window of tokens and the last `pred_len` rows are kept, averaged over the paths
-   (or returned per path) and de-normalised with `x * (std + 1e-5) + mean`.
+   (or returned per path) and de-normalised with `x * (std + 1e-5) + mean`; with several paths, the window's context
+   part, which all paths of a series share, is decoded once per series ([`tokenizer_decoding.decode_paths`]).
 """
 
 import numbers
