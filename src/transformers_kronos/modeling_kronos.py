@@ -709,11 +709,8 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
     """
 
     config_class = KronosConfig
-    # positions (series x prompt length) that `generate_tokens` runs through the backbone in one pass: enough rows
-    # for the weight products to run near the GEMM rate (8 prompts of 400 per pass took 40 s where 1 per pass took
-    # 66 s, 64 windows in benchmarks/universe_throughput.py); the activations, ~30 KB per position at Kronos-small
-    # size, stay near the size of the cache they fill
-    _prompt_positions_per_pass = 4096
+    # positions (series x prompt length) that `generate_tokens` runs through the backbone in one pass
+    _prompt_positions_per_pass = 512
     # sample paths of a series share their prompt's keys and values while decoding (KronosPathCache); False repeats
     # them for every path (the tests compare the two)
     _share_prompt_across_paths = True
