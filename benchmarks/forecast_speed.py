@@ -11,6 +11,12 @@ sampling costs the same.
     python benchmarks/forecast_speed.py --cases 1 --rounds 5   # case 1, five interleaved rounds, median speed-up
     python benchmarks/forecast_speed.py --cases 3 --batch-size 4   # the batch decoded four series at a time
     python benchmarks/forecast_speed.py --cases 4 --batch-size 8   # 32 sample paths of one series, 8 per pass
+    python benchmarks/forecast_speed.py --no-onnx  # without the ONNX Runtime column
+
+With onnxruntime, onnx and onnxscript installed (`pip install -e ".[onnx-export]"`), the same weights are also
+exported to ONNX (conversion_scripts/export_onnx.py's graphs, about two minutes) and forecast by
+`transformers_kronos.onnx.OnnxForecaster` on ONNX Runtime's CPU provider with as many threads: the "onnxrt" line of
+each case and the table's ONNX Runtime column. Its memory is not measured.
 
 Needs the upstream reference (`pip install --no-deps kronos-model-arch einops`, imported as `model`).
 
@@ -170,6 +176,26 @@ def case_functions(ours, predictor, lookback, pred_len, count, paths=1, batch_si
     return xs, ours_fn, upstream_fn
 
 
+def load_onnx_side(checkpoints, threads):
+    """OnnxForecaster on the checkpoints exported to ONNX (under `checkpoints`), or None when ONNX is not installed."""
+    try:
+        import onnxruntime as ort
+
+        from transformers_kronos.onnx import OnnxForecaster
+        from transformers_kronos.onnx_export import export_checkpoint
+    except ImportError as err:
+        print(f"note: no ONNX Runtime column ({err}); pip install -e '.[onnx-export]'", file=sys.stderr)
+        return None
+    start = time.perf_counter()
+    for name in ("model", "tokenizer"):
+        export_checkpoint(os.path.join(checkpoints, name), os.path.join(checkpoints, f"onnx-{name}"))
+    print(f"exported both networks to ONNX in {time.perf_counter() - start:.0f} s")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return OnnxForecaster(os.path.join(checkpoints, "onnx-model"), os.path.join(checkpoints, "onnx-tokenizer"),
+                          max_context=512, session_options=options)
+
+
 def memory_child(checkpoints, device, threads, side, allocator, lookback, pred_len, count, paths, batch_size):
     """The peak-memory measurement of one side and case (in a fresh process); prints the bytes as JSON."""
     from transformers.utils import logging as hf_logging
@@ -213,6 +239,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
                         help="our forecaster decodes at most N sample paths (series, for one path each) together "
                              "(default: all, as upstream)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime column (and its export)")
     parser.add_argument("--memory-child", nargs=8,
                         metavar=("CHECKPOINTS", "SIDE", "ALLOCATOR", "LOOKBACK", "PRED_LEN", "SERIES", "PATHS",
                                  "BATCH_SIZE"),
@@ -252,10 +279,22 @@ def main():
         upstream.Kronos(**MODEL_CONFIG).save_pretrained(os.path.join(checkpoints, "model"))
         upstream.KronosTokenizer(**TOKENIZER_CONFIG).save_pretrained(os.path.join(checkpoints, "tokenizer"))
         ours, predictor = load_sides(checkpoints, args.device)
-        run_cases(args, cases, ours, predictor, checkpoints)
+        onnx_side = None if args.no_onnx else load_onnx_side(checkpoints, args.threads)
+        run_cases(args, cases, ours, predictor, checkpoints, onnx_side)
 
 
-def run_cases(args, cases, ours, predictor, checkpoints):
+def time_onnx(onnx_side, predictor, case, batch_size, repeats, t_up, got):
+    """The ONNX Runtime line of a case; returns its time."""
+    name, lookback, pred_len, count, paths, _ = case
+    onnx_fn = case_functions(onnx_side, predictor, lookback, pred_len, count, paths, batch_size)[1]
+    t_onnx, forecasts = timed(onnx_fn, repeats)
+    diff = max(float(np.max(np.abs(a.to_numpy() - b.to_numpy()) / np.abs(b.to_numpy()).clip(1e-6)))
+               for a, b in zip(forecasts, got))
+    print(f"  onnxrt   {t_onnx:8.2f} s   speed-up {t_up / t_onnx:6.1f}x; max relative difference to ours {diff:.2e}")
+    return t_onnx
+
+
+def run_cases(args, cases, ours, predictor, checkpoints, onnx_side=None):
     """Time every case (printing as it goes), then measure its memory, then print the summary table."""
     params = sum(p.numel() for p in ours.model.parameters()) / 1e6
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
@@ -290,6 +329,9 @@ def run_cases(args, cases, ours, predictor, checkpoints):
         print(f"  max relative difference of the forecasts: {diff:.2e}")
         row = dict(case=name, upstream=t_up, ours=t_ours, ratio=ratio, diff=diff,
                    shape=(lookback, pred_len, count, paths))
+        if onnx_side is not None:
+            row["onnx"] = time_onnx(onnx_side, predictor, (name, lookback, pred_len, count, paths, bar),
+                                    args.batch_size, args.repeats, t_up, got)
         if lookback + pred_len > 512:
             t_roll, rolled = timed(lambda: ours_fn("rolling"), args.repeats)
             scale = [float(x["close"].std()) for x in xs]
@@ -308,12 +350,14 @@ def run_cases(args, cases, ours, predictor, checkpoints):
             row[allocator] = mem
             print(f"  {row['case']}, {allocator}: upstream +{mem['upstream']:.1f} MiB, ours +{mem['ours']:.1f} MiB")
 
-    print("\n| case | upstream (s) | ours (s) | speed-up | peak MiB, process: upstream / ours "
+    onnx_head, onnx_rule = (" ONNX Runtime (s) | speed-up |", "---:|---:|") if onnx_side is not None else ("", "")
+    print(f"\n| case | upstream (s) | ours (s) | speed-up |{onnx_head} peak MiB, process: upstream / ours "
           "| peak MiB, tensors: upstream / ours |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"|---|---:|---:|---:|{onnx_rule}---:|---:|")
     for r in rows:
         process, tensors = r["process"], r["tensors"]
-        print(f"| {r['case']} | {r['upstream']:.2f} | {r['ours']:.2f} | {r['ratio']:.1f}x | "
+        onnx_cells = f" {r['onnx']:.2f} | {r['upstream'] / r['onnx']:.1f}x |" if "onnx" in r else ""
+        print(f"| {r['case']} | {r['upstream']:.2f} | {r['ours']:.2f} | {r['ratio']:.1f}x |{onnx_cells} "
               f"{process['upstream']:.0f} / {process['ours']:.0f} | "
               f"{tensors['upstream']:.0f} / {tensors['ours']:.0f} |")
 

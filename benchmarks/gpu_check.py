@@ -8,7 +8,10 @@ upstream's own `save_pretrained`, loaded by both sides), greedy forecasts so the
 2. bf16 and fp16 forecasts on the device against fp32 there;
 3. `device_map="auto"` over every visible GPU against the single-device fp32 forecast;
 4. forecast speed for the three benchmark cases and a batch of 256 series: upstream's `KronosPredictor`, ours eager,
-   ours with `compile=True` (the decoding step compiled once, CUDA graphs on CUDA).
+   ours with `compile=True` (the decoding step compiled once, CUDA graphs on CUDA);
+5. with onnxruntime (on a GPU, the `onnxruntime-gpu` package, whose CUDA execution provider is then used), the same
+   weights exported to ONNX and forecast by `OnnxForecaster`: its forecast against ours in fp32 and its speed per
+   case (`--no-onnx` skips it; so does a machine whose onnxruntime lacks the device's provider, with a note).
 
     python benchmarks/gpu_check.py                       # on cuda, about 5 minutes on one GPU
     python benchmarks/gpu_check.py --device cpu --quick  # a small smoke run that the script works (no GPU needed)
@@ -124,10 +127,39 @@ def speed_rows(paths, device: str, quick: bool) -> list[tuple[str, str]]:
     return rows
 
 
+def onnx_rows(paths, folder: str, device: str, quick: bool) -> list[tuple[str, str]]:
+    """OnnxForecaster on ONNX Runtime's execution provider for `device`: parity with our fp32 forecast, and speed."""
+    try:
+        import onnxruntime as ort
+
+        from transformers_kronos import KronosForecaster
+        from transformers_kronos.onnx import OnnxForecaster
+        from transformers_kronos.onnx_export import export_checkpoint
+    except ImportError as err:
+        return [("ONNX Runtime", f"skipped: {err} (pip install onnxruntime onnx onnxscript, or onnxruntime-gpu)")]
+    provider = "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
+    if provider not in ort.get_available_providers():
+        return [("ONNX Runtime", f"skipped: this onnxruntime has no {provider} (install onnxruntime-gpu)")]
+    exported = [os.path.join(folder, f"onnx-{os.path.basename(p)}") for p in paths]
+    for path, out in zip(paths, exported):
+        export_checkpoint(path, out)
+    onnx = OnnxForecaster(*exported, max_context=512, providers=[provider, "CPUExecutionProvider"])
+    lookback, pred_len, count = (32, 4, 2) if quick else (256, 24, 4)
+    want = forecast(KronosForecaster.from_pretrained(*paths, device=device), lookback, pred_len, count)
+    got = forecast(onnx, lookback, pred_len, count)
+    rows = [(f"ONNX Runtime ({provider}) vs ours fp32 on {device} (max rel. diff)", f"{relative_error(got, want):.2e}")]
+    for name, lookback, pred_len, count in QUICK_CASES if quick else CASES:
+        xs, x_tss, y_tss = (list(t) for t in zip(*series_inputs(lookback, pred_len, count)))
+        seconds = timed(lambda: onnx.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False), "cpu")
+        rows.append((f"{name}, ONNX Runtime", f"{seconds:.2f} s"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", help="device to check (default cuda)")
     parser.add_argument("--quick", action="store_true", help="tiny models and cases: a smoke run that the script works")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime rows (and their export)")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("error: no CUDA device here; use --device cpu --quick for a smoke run")
@@ -138,6 +170,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         paths = write_checkpoints(folder, args.quick)
         rows = accuracy_rows(paths, args.device, args.quick) + speed_rows(paths, args.device, args.quick)
+        if not args.no_onnx:
+            rows += onnx_rows(paths, folder, args.device, args.quick)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     print(f"\n| check ({name}, torch {torch.__version__}) | result |\n| --- | --- |")
     for check, result in rows:

@@ -7,6 +7,7 @@ missing reference is an error: a parity test that skips in CI is a failed parity
 
 import copy
 import importlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -181,3 +182,34 @@ def tiny_checkpoints(tmp_path_factory):
     KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"], max_context=64)).save_pretrained(root / "model")
     KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).save_pretrained(root / "tokenizer")
     return str(root / "model"), str(root / "tokenizer")
+
+
+EXPORT_SCRIPT = Path(__file__).resolve().parents[1] / "conversion_scripts" / "export_onnx.py"
+
+
+def load_export_script():
+    """conversion_scripts/export_onnx.py as a module (its `main(argv)` returns the exit status)."""
+    spec = importlib.util.spec_from_file_location("export_onnx", EXPORT_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def onnx_tiny(tmp_path_factory):
+    """
+    `{"model", "tokenizer", "onnx_model", "onnx_tokenizer"}`: folders of a random tiny predictor (max_context 32, so
+    that short contexts reach the sliding window) and tokenizer, and their ONNX exports, written by
+    conversion_scripts/export_onnx.py with --verify. Made once per session (exporting takes ~30 s); tests only read it.
+    """
+    from transformers_kronos import KronosConfig, KronosForTokenPrediction, KronosTokenizerConfig, KronosTokenizerModel
+
+    torch.manual_seed(1)
+    root = tmp_path_factory.mktemp("onnx-tiny")
+    KronosForTokenPrediction(KronosConfig(**TINY_MODEL_CONFIGS["tiny"], max_context=32)).save_pretrained(root / "model")
+    KronosTokenizerModel(KronosTokenizerConfig(**TINY_TOKENIZER_CONFIGS["tiny"])).save_pretrained(root / "tokenizer")
+    script = load_export_script()
+    for name in ("model", "tokenizer"):
+        status = script.main(["--checkpoint", str(root / name), "--output", str(root / f"onnx_{name}"), "--verify"])
+        assert status == 0, f"exporting the tiny {name} failed with exit status {status}"
+    return {name: str(root / name) for name in ("model", "tokenizer", "onnx_model", "onnx_tokenizer")}

@@ -8,8 +8,6 @@ Several sample paths of one series share their prompt's entries ([`KronosPathCac
 This file imports only ``torch``, ``transformers`` and its siblings, so it ships as remote code.
 """
 
-import math
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -17,10 +15,9 @@ import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 from transformers.utils import ModelOutput
 
+from .checks import check_sampling  # torch-free, so the ONNX Runtime forecaster shares it
 from .utils import check_count, check_mask, check_stamp, execution_device, to_module_device
 
-# the smallest sampling temperature: float32 logits divided by less may overflow to inf (top_k=1 is greedy)
-MIN_TEMPERATURE = 1e-6
 
 __all__ = [
     "GenerationPlan",
@@ -335,31 +332,6 @@ def shared_prompt_attention(
 # --------------------------------------------------------------------------------------------------------------------
 # Sampling
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def check_sampling(temperature: float, top_k: int | None, top_p: float | None, temperature_name: str = "temperature"):
-    """
-    Validate sampling controls; returns them normalised: `(float temperature, int top_k, float top_p)`, with
-    `top_k=None` → 0 (no top-k filter) and `top_p=None` → 1.0 (no nucleus filter).
-    """
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise TypeError(f"`{temperature_name}` (temperature) must be a number, got {type(temperature).__name__}")
-    if not math.isfinite(temperature) or temperature < MIN_TEMPERATURE:
-        raise ValueError(
-            f"`{temperature_name}` (temperature) must be finite and at least {MIN_TEMPERATURE:g} (below, logits / "
-            f"temperature overflows float32; use top_k=1 for greedy decoding), got {temperature}"
-        )
-    top_k = 0 if top_k is None else top_k
-    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
-        raise TypeError(f"`top_k` must be an integer (0 or None: no top-k filter), got {type(top_k).__name__}")
-    if top_k < 0:
-        raise ValueError(f"`top_k` must be >= 0 (0: no top-k filter), got {top_k}")
-    top_p = 1.0 if top_p is None else top_p
-    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real):
-        raise TypeError(f"`top_p` must be a number in (0, 1], got {type(top_p).__name__}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"`top_p` must lie in (0, 1], got {top_p}")
-    return float(temperature), int(top_k), float(top_p)
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:

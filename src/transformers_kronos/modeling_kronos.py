@@ -433,13 +433,19 @@ def run_blocks(
     attention_mask: torch.Tensor | None = None,
     cache: Cache | None = None,
     output_attentions: bool = False,
+    position_ids: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-    """`hidden_states` `(batch, seq_len, d)` through `blocks`, after `cache`'s positions; returns the attention maps too."""
-    past = 0 if cache is None else getattr(cache, "seen_tokens", None)
-    if past is None:
-        past = cache.get_seq_length()
-    positions = torch.arange(past, past + hidden_states.shape[1], device=hidden_states.device)
-    position_embeddings = rotary_emb(positions, hidden_states.dtype)
+    """
+    `hidden_states` `(batch, seq_len, d)` through `blocks`, after `cache`'s positions; returns the attention maps too.
+    `position_ids` `(seq_len,)` overrides the rotary positions (by default they follow the cache's): an exported
+    step takes them as an input, since a cache rebuilt from key/value tensors cannot count the positions it dropped.
+    """
+    if position_ids is None:
+        past = 0 if cache is None else getattr(cache, "seen_tokens", None)
+        if past is None:
+            past = cache.get_seq_length()
+        position_ids = torch.arange(past, past + hidden_states.shape[1], device=hidden_states.device)
+    position_embeddings = rotary_emb(position_ids, hidden_states.dtype)
     attentions = () if output_attentions else None
     for block in blocks:
         hidden_states, weights = block(hidden_states, position_embeddings, attention_mask, cache, output_attentions)
@@ -742,16 +748,21 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         stamp: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         cache: Cache | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Embeddings → transformer blocks (after `cache`'s positions) → final norm: the context `(batch, seq_len, d)`."""
-        return self._run_backbone(s1_ids, s2_ids, stamp, attention_mask, cache)[0]
+        """
+        Embeddings → transformer blocks (after `cache`'s positions) → final norm: the context `(batch, seq_len, d)`.
+        `position_ids` `(seq_len,)`: rotary positions, when they do not follow the cache's (see [`run_blocks`]).
+        """
+        return self._run_backbone(s1_ids, s2_ids, stamp, attention_mask, cache, position_ids=position_ids)[0]
 
-    def _run_backbone(self, s1_ids, s2_ids, stamp, attention_mask, cache, output_attentions=False):
+    def _run_backbone(self, s1_ids, s2_ids, stamp, attention_mask, cache, output_attentions=False, position_ids=None):
         hidden_states = self.embedding(s1_ids, s2_ids)
         if stamp is not None:
             hidden_states = hidden_states + self.time_emb(stamp.to(hidden_states.device)).to(hidden_states.dtype)
         hidden_states, attentions = run_blocks(
-            self.transformer, self.rotary_emb, self.token_drop(hidden_states), attention_mask, cache, output_attentions
+            self.transformer, self.rotary_emb, self.token_drop(hidden_states), attention_mask, cache, output_attentions,
+            position_ids,
         )
         return self.norm(hidden_states), attentions
 

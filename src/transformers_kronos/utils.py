@@ -6,9 +6,10 @@ This file imports only ``torch`` and the standard library, so it ships as remote
 """
 
 import hashlib
-import numbers
 
 import torch
+
+from .checks import check_count  # noqa: F401 - torch-free (shared with the ONNX Runtime forecaster); re-exported
 
 __all__ = [
     "STAMP_FIELDS",
@@ -41,15 +42,6 @@ STAMP_SIZES = (60, 24, 7, 32, 13)
 def is_tracing() -> bool:
     """Whether torch.compile or torch.export is tracing: checks that read tensor values are skipped then."""
     return torch.compiler.is_compiling() or torch.compiler.is_exporting()
-
-
-def check_count(name: str, value: object, minimum: int = 1) -> int:
-    """`value` as an `int` of at least `minimum`, or a `TypeError`/`ValueError` naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be at least {minimum}, got {value}")
-    return int(value)
 
 
 def has_accelerator() -> bool:
