@@ -3,6 +3,7 @@ broken. The forecasts are the same whatever the chunk size, the subset of series
 `--resume`, or the number of processes (accelerate)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -205,28 +206,57 @@ def test_kill_and_resume(reference, universe_file, tiny_checkpoints, tmp_path):
     assert not [p for p in out.rglob(".*")]  # no temporary file left behind
 
 
-@pytest.mark.slow
-def test_accelerate_two_processes(reference, universe_file, tiny_checkpoints, tmp_path):
-    """
-    `accelerate launch --multi_gpu --num_processes 2` on a machine without GPUs: two CPU processes over gloo (accelerate
-    1.16's `--cpu` alone starts one process unless mpirun is set up). The series are split between them; the output
-    is the one-process run's. The main process exits 3 (two series skipped), which the launcher reports as a failure.
-    """
+def _launch(universe_file, tiny_checkpoints, out, *launch_flags):
+    """`accelerate launch` of two processes (with `launch_flags`) over the universe; returns the completed run."""
     model, tokenizer = tiny_checkpoints
     launcher = Path(sys.executable).parent / "accelerate"
-    out = tmp_path / "out"
-    command = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
-               "no", "--dynamo_backend", "no", "-m", "transformers_kronos", "--data", str(universe_file),
-               "--id-column", "ticker", "--output-dir", str(out), "--model", model, "--tokenizer", tokenizer, *FLAGS,
-               "--series-per-chunk", "7"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode != 0, result.stderr[-3000:]
-    assert "rank      : 0 (local_rank: 0)\n  exitcode  : 3" in result.stderr, result.stderr[-3000:]
-    assert "process 1 of 2: chunks 0, 1 (2 to do)" in result.stderr
+    command = [str(launcher), "launch", *launch_flags, "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "transformers_kronos", "--data",
+               str(universe_file), "--id-column", "ticker", "--output-dir", str(out), "--model", model, "--tokenizer",
+               tokenizer, *FLAGS, "--series-per-chunk", "7"]
+    # the venv's bin first: accelerate finds the MPI launcher (the `mpich` test dependency) on the PATH
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+
+
+def _check_split_run(result, out, reference):
+    assert "process 1 of 2: chunks 0, 1 (2 to do)" in result.stderr, result.stderr[-3000:]
     assert "process 2 of 2: chunks 2 (1 to do)" in result.stderr
     pd.testing.assert_frame_equal(read_forecasts(out), read_forecasts(reference), check_exact=True)
     assert sorted(pd.read_csv(out / "errors.csv")["ticker"]) == sorted(BROKEN)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="MPICH ships no Windows wheels")
+def test_accelerate_two_cpu_processes(reference, universe_file, tiny_checkpoints, tmp_path):
+    """
+    `accelerate launch --cpu --num_processes 2 --mpirun_hostfile FILE`: accelerate starts CPU processes through MPI
+    (`mpirun`, here MPICH from PyPI; without a hostfile `--cpu` starts one process). The series are split between the
+    two; the output is the one-process run's. mpirun returns 3 (two series skipped), which accelerate reports as a
+    failure of its own (exit status 1, naming the 3).
+    """
+    if shutil.which("mpirun", path=str(Path(sys.executable).parent)) is None:
+        pytest.fail("mpirun is missing: install the test extras (`pip install -e .[test]` installs mpich)")
+    hostfile = tmp_path / "hostfile"
+    hostfile.write_text("localhost\n")
+    out = tmp_path / "out"
+    result = _launch(universe_file, tiny_checkpoints, out, "--cpu", "--mpirun_hostfile", str(hostfile))
+    assert result.returncode != 0, result.stderr[-3000:]
+    assert "returned non-zero exit status 3." in result.stderr, result.stderr[-3000:]
+    _check_split_run(result, out, reference)
+
+
+@pytest.mark.slow
+def test_accelerate_two_processes_without_mpi(reference, universe_file, tiny_checkpoints, tmp_path):
+    """
+    Without MPI: `accelerate launch --multi_gpu --num_processes 2` on a machine without GPUs starts two CPU processes
+    through torchrun, over gloo. The main process exits 3 (two series skipped), which torchrun reports as a failure.
+    """
+    out = tmp_path / "out"
+    result = _launch(universe_file, tiny_checkpoints, out, "--multi_gpu")
+    assert result.returncode != 0, result.stderr[-3000:]
+    assert "rank      : 0 (local_rank: 0)\n  exitcode  : 3" in result.stderr, result.stderr[-3000:]
+    _check_split_run(result, out, reference)
 
 
 def test_ray_callable_without_ray(reference, universe_file, tiny_checkpoints):

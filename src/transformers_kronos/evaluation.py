@@ -649,8 +649,8 @@ def backtest(
         seed (`int`): Each window's paths come from a generator seeded with [`window_seed`]`(seed, id, origin)`.
         batch_size (`int`, *optional*): Decode at most this many sample paths together (bounds memory); windows of
             every series are batched together, `batch_size // samples` per forecaster call. The paths do not depend
-            on it while it is at least `samples`; below, a window's paths are spread over passes and drawn
-            differently (still reproducibly).
+            on it while it is at least `samples`; below, a window's paths are spread over passes, each drawn from a
+            generator of its own: other paths (still reproducible), the same for every `batch_size` below `samples`.
         metrics: The metrics to report (default: all of [`METRICS`]).
         temperature, top_k, top_p, sliding: Sampling, as in [`KronosForecaster.predict`].
         plot (`bool`): Draw the report figure (needs matplotlib).

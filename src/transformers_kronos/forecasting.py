@@ -15,7 +15,8 @@ The data flow, per series:
    window still depend on every candle before it);
 3. the predictor generates `pred_len` token pairs per sample path, attending to at most `max_context` tokens;
 4. the tokenizer decodes the last window of tokens and the last `pred_len` rows are kept, averaged over the paths
-   (or returned per path) and de-normalised with `x * (std + 1e-5) + mean`.
+   (or returned per path) and de-normalised with `x * (std + 1e-5) + mean`; with several paths, the window's context
+   part, which all paths of a series share, is decoded once per series ([`tokenizer_decoding.decode_paths`]).
 """
 
 import numpy as np
@@ -41,7 +42,8 @@ from .forecasting_base import (  # noqa: F401 - the pandas side, defined there (
 )
 from .generation_kronos import check_generator, compiled_steps
 from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
-from .utils import check_device, default_device
+from .tokenizer_decoding import decode_paths
+from .utils import check_device, default_device, series_generator
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -66,6 +68,25 @@ def _input_device(module):
         if param.device.type != "meta":
             return param.device
     return torch.device("cpu")
+
+
+def path_generators(generator, count: int, sample_count: int, device) -> list:
+    """
+    One `torch.Generator` per sample path of `count` series, for paths decoded over several passes: each series
+    draws one seed from its source (its own generator in a list, else `generator` or torch's global RNG, in series
+    order), and path `p` is seeded from that seed and `p` ([`series_seed`]). A path's random numbers then do not
+    depend on which pass decodes it, so the paths are the same for every `batch_size` below `sample_count`.
+
+    Returns:
+        `list` of `count` lists of `sample_count` generators on `device`.
+    """
+    out = []
+    for index in range(count):
+        source = generator[index] if isinstance(generator, tuple) else generator
+        where = source.device if source is not None else "cpu"
+        seed = int(torch.randint(0, 2**62, (1,), generator=source, device=where))
+        out.append([series_generator(seed, path, device) for path in range(sample_count)])
+    return out
 
 
 class KronosForecaster(KlineForecaster):
@@ -160,6 +181,9 @@ class KronosForecaster(KlineForecaster):
     def _check_generator(self, generator, count):
         return check_generator(generator, count)
 
+    def _path_generators(self, generator, count, sample_count):
+        return path_generators(generator, count, sample_count, _input_device(self.model))
+
     def _generate(self, *args, **kwargs):
         self.model.eval()
         self.tokenizer.eval()
@@ -205,23 +229,39 @@ class KronosForecaster(KlineForecaster):
                 progress=lambda step: bar.update(1),
                 steps=self._steps or (KronosFastSteps if KronosFastSteps.supports(self.model) else None),
             )
-            # decode the last window, as upstream: the tokenizer's decoder is causal, so the forecast rows depend on
-            # the context tokens before them in the window (a forecast longer than the window decodes all of it)
-            total = longest + pred_len
-            window = max(self.max_context, pred_len)
-            start = max(0, total - window)
-            full_s1 = torch.cat([s1.to(gen_s1.device).repeat_interleave(sample_count, dim=0), gen_s1], dim=1)
-            full_s2 = torch.cat([s2.to(gen_s2.device).repeat_interleave(sample_count, dim=0), gen_s2], dim=1)
-            decode_mask = None
-            if padded:
-                full_mask = np.concatenate([mask, np.ones((batch, pred_len), dtype=np.int64)], axis=1)[:, start:]
-                if not full_mask.all():
-                    decode_mask = torch.from_numpy(full_mask).repeat_interleave(sample_count, dim=0).to(tok_device)
-            decoded = self.tokenizer.decode(
-                [full_s1[:, start:].to(tok_device), full_s2[:, start:].to(tok_device)], half=True, attention_mask=decode_mask
-            )
-            decoded = decoded[:, -pred_len:].float().cpu().numpy()
+            decoded = self._decode_window(s1, s2, gen_s1, gen_s2, mask if padded else None, sample_count, pred_len)
+            decoded = decoded.float().cpu().numpy()
         return decoded.reshape(batch, sample_count, pred_len, len(FEATURE_COLUMNS))
+
+    def _decode_window(self, s1, s2, gen_s1, gen_s2, mask, sample_count, pred_len):
+        """
+        The forecast candles `(series * sample_count, pred_len, 6)` of generated tokens `(series * sample_count,
+        pred_len)` after prompts `(series, prompt_len)` (left-padded where `mask` `(series, prompt_len)` has zeros).
+
+        As upstream, the last window of tokens is decoded (the tokenizer's decoder is causal, so the forecast rows
+        depend on the context tokens before them in the window; a forecast longer than the window decodes all of it).
+        The window's context part is the same for every path of a series: with several paths, [`decode_paths`]
+        decodes it once per series (the same candles up to float rounding). One path decodes its window as upstream
+        does, bitwise: sharing would save nothing.
+        """
+        tok_device = _input_device(self.tokenizer)
+        prompt_len = s1.shape[1]
+        start = max(0, prompt_len + pred_len - max(self.max_context, pred_len))
+        if sample_count > 1 and start < prompt_len:
+            prompt_mask = None
+            if mask is not None and not mask[:, start:].all():
+                prompt_mask = torch.from_numpy(mask[:, start:]).to(tok_device)
+            prompt = (s1[:, start:].to(tok_device), s2[:, start:].to(tok_device))
+            return decode_paths(self.tokenizer, prompt, (gen_s1.to(tok_device), gen_s2.to(tok_device)), sample_count, prompt_mask)
+        full_s1 = torch.cat([s1.to(gen_s1.device).repeat_interleave(sample_count, dim=0), gen_s1], dim=1)[:, start:]
+        full_s2 = torch.cat([s2.to(gen_s2.device).repeat_interleave(sample_count, dim=0), gen_s2], dim=1)[:, start:]
+        decode_mask = None
+        if mask is not None:
+            full_mask = np.concatenate([mask, np.ones((len(mask), pred_len), dtype=np.int64)], axis=1)[:, start:]
+            if not full_mask.all():
+                decode_mask = torch.from_numpy(full_mask).repeat_interleave(sample_count, dim=0).to(tok_device)
+        decoded = self.tokenizer.decode([full_s1.to(tok_device), full_s2.to(tok_device)], half=True, attention_mask=decode_mask)
+        return decoded[:, -pred_len:]
 
 
 

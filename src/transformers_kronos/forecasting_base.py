@@ -354,6 +354,14 @@ class KlineForecaster:
     def _generate_pass(self, series, pred_len, T, top_k, top_p, sample_count, sliding, generator, bar) -> np.ndarray:
         raise NotImplementedError
 
+    def _path_generators(self, generator, count: int, sample_count: int):
+        """
+        For paths split over passes (`batch_size < sample_count`): `count` lists of `sample_count` sources of
+        randomness, one per path, so that a path does not depend on its pass; `None` (this default) draws each pass
+        from the series' source in turn.
+        """
+        return None
+
     # ------------------------------------------------------------------ preprocessing
 
     def _prepare(self, df, x_timestamp, y_timestamp, pred_len, where=""):
@@ -431,11 +439,16 @@ class KlineForecaster:
             raise ValueError(f"`sliding` must be 'exact' or 'rolling', got {sliding!r}")
         generator = self._check_generator(generator, len(series))
         passes = _plan_passes(len(series), sample_count, batch_size)
+        per_path = None
+        if batch_size is not None and sample_count > batch_size:  # a series' paths over several passes
+            per_path = self._path_generators(generator, len(series), sample_count)
         paths = np.empty((len(series), sample_count, pred_len, len(FEATURE_COLUMNS)), dtype=np.float32)
         with tqdm(total=pred_len * len(passes), disable=not verbose, desc="Kronos forecast", unit="step") as bar:
             for first, stop, done, count in passes:
                 # a list holds one generator per series: each pass draws from its own series' generators only
                 pass_generator = generator[first:stop] if isinstance(generator, tuple) else generator
+                if per_path is not None:
+                    pass_generator = per_path[first][done : done + count]
                 paths[first:stop, done : done + count] = self._generate_pass(
                     series[first:stop], pred_len, T, top_k, top_p, count, sliding, pass_generator, bar
                 )
@@ -489,8 +502,10 @@ class KlineForecaster:
                 `2 * (n_layers + 1) * d_model * 4` bytes in float32 (37 KB for Kronos-small) per context candle and
                 series (the paths of a series share it) and per forecast candle and path. Smaller passes bound it at
                 some cost in speed: every pass encodes the context again and streams the weights once per step.
-                Greedy forecasts do not depend on it beyond float rounding; sampled paths do (each pass draws its own
-                random numbers, so one seed gives other paths than without `batch_size`).
+                Greedy forecasts do not depend on it beyond float rounding. Sampled paths: with `batch_size` at least
+                `sample_count`, they are drawn in upstream's order; below it, `KronosForecaster` draws each path from
+                a generator of its own, seeded from `generator` (see `forecasting.path_generators`), so the paths are
+                the same for every such `batch_size` (but not the ones of a single pass).
 
         Returns:
             `pd.DataFrame` with columns open, high, low, close, volume, amount indexed by the forecast timestamps;

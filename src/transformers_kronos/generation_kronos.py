@@ -707,10 +707,10 @@ def make_plan(model, s1_ids, pred_len, sample_count, max_context, sliding) -> Ge
     return GenerationPlan(batch, prompt_len, check_count("pred_len", pred_len), check_count("sample_count", sample_count), max_context, sliding)
 
 
-def check_generator(generator, batch: int):
+def check_generator(generator, batch: int, sample_count: int = 1):
     """
-    Check `generator`: `None`, a `torch.Generator`, or a list or tuple of `batch` generators (one per series).
-    Returns it, a tuple when it is a sequence.
+    Check `generator`: `None`, a `torch.Generator`, or a list or tuple of `batch` generators (one per series) or of
+    `batch * sample_count` (one per path, series-major). Returns it, a tuple when it is a sequence.
     """
     if generator is None or isinstance(generator, torch.Generator):
         return generator
@@ -721,8 +721,11 @@ def check_generator(generator, batch: int):
     bad = [type(g).__name__ for g in generator if not isinstance(g, torch.Generator)]
     if bad:
         raise TypeError(f"`generator` must be a torch.Generator or a list of them (one per series), got a list holding {bad[0]}")
-    if len(generator) != batch:
-        raise ValueError(f"`generator` holds {len(generator)} generators but there are {batch} series: give one per series")
+    if len(generator) != batch and (sample_count == 1 or len(generator) != batch * sample_count):
+        per_path = f" or {batch * sample_count} (one per path)" if sample_count > 1 else ""
+        raise ValueError(
+            f"`generator` holds {len(generator)} generators but there are {batch} series: give one per series{per_path}"
+        )
     return tuple(generator)
 
 

@@ -942,7 +942,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
             sliding (`str`): `"exact"` or `"rolling"`, see above.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*): Source of randomness (else the
                 global RNG); a list holds one generator per series, from which that series' paths alone are drawn,
-                so its tokens do not depend on the other series in the batch.
+                so its tokens do not depend on the other series in the batch, or one per path (series-major).
             progress (`callable`, *optional*): Called with the step index after every step (for progress bars).
             steps (`type`, *optional*): What computes a step, built as `steps(model, stamps)`:
                 [`KronosModuleSteps`] by default (the forecaster passes `fast_decoding.KronosFastSteps` on CPU).
@@ -954,7 +954,7 @@ class KronosForTokenPrediction(KronosPreTrainedModel):
         """
         plan = make_plan(self, s1_ids, pred_len, sample_count, max_context, sliding)
         sampling = dict(zip(("temperature", "top_k", "top_p"), check_sampling(temperature, top_k, top_p)))
-        generator = check_generator(generator, plan.batch)
+        generator = check_generator(generator, plan.batch, plan.sample_count)
         attention_mask = check_prompt(self, s1_ids, s2_ids, stamp, future_stamp, attention_mask, plan.pred_len)
         # inference mode skips autograd's bookkeeping on every operation (~20% of a one-row step on CPU); the tokens
         # are cloned outside it, so callers get ordinary tensors

@@ -19,7 +19,6 @@ forecast does not depend on the chunk size, the order of the series, the other s
 processes.
 """
 
-import hashlib
 import json
 import os
 import warnings
@@ -34,6 +33,7 @@ import torch
 from .forecasting import FEATURE_COLUMNS, infer_future_timestamps, quantile_column
 from .io_utils import one_line, temporary_sibling
 from .reading import DEFAULT_ID_COLUMN, KlineReadError, check_series, kline_files, read_klines
+from .utils import series_generator, series_seed  # noqa: F401 (series_seed is part of this module's API)
 
 # Fewer candles than this leave too little to normalise on or to infer a bar length from.
 MIN_HISTORY = 16
@@ -68,18 +68,6 @@ class ForecastSettings:
         settings = asdict(self)
         settings["quantiles"] = list(self.quantiles)
         return settings
-
-
-def series_seed(seed: int, series_id) -> int:
-    """A stable 63-bit seed for one series: BLAKE2b of the run's seed and the id's text (not Python's `hash()`)."""
-    digest = hashlib.blake2b(f"{int(seed)}\x1f{series_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
-
-
-def series_generator(seed: int, series_id, device="cpu") -> torch.Generator:
-    generator = torch.Generator(device=device)
-    generator.manual_seed(series_seed(seed, series_id))
-    return generator
 
 
 def chunk_ids(ids, series_per_chunk: int) -> list:

@@ -1,8 +1,11 @@
 # Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
-"""Small helpers shared by the modelling, generation and forecasting modules: argument checks and device choice.
+"""Small helpers shared by the modelling, generation and forecasting modules: argument checks, device choice and
+stable seeds.
 
-This file imports only ``torch``, so it ships as remote code next to ``modeling_kronos.py``.
+This file imports only ``torch`` and the standard library, so it ships as remote code next to ``modeling_kronos.py``.
 """
+
+import hashlib
 
 import torch
 
@@ -26,6 +29,8 @@ __all__ = [
     "execution_device",
     "has_accelerator",
     "is_tracing",
+    "series_generator",
+    "series_seed",
     "to_module_device",
 ]
 
@@ -233,3 +238,16 @@ def check_tokenizer_ids(indices: object, half: bool, s1_bits: int, s2_bits: int,
         check_ids("indices", indices, 2 ** (s1_bits + s2_bits))
         shape = indices.shape
     check_mask(attention_mask, shape[0], shape[1])
+
+
+def series_seed(seed: int, series_id) -> int:
+    """A stable 63-bit seed for one series: BLAKE2b of the run's seed and the id's text (not Python's `hash()`)."""
+    digest = hashlib.blake2b(f"{int(seed)}\x1f{series_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def series_generator(seed: int, series_id, device="cpu") -> torch.Generator:
+    """A `torch.Generator` on `device` seeded with [`series_seed`]`(seed, series_id)`."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(series_seed(seed, series_id))
+    return generator
