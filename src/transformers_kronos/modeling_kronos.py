@@ -30,32 +30,14 @@ from transformers.utils import ModelOutput
 
 from .configuration_kronos import KronosConfig, KronosTokenizerConfig, config_from_upstream
 from .generation_kronos import (
-    KronosCache,
-    KronosGenerationOutput,
-    KronosModuleSteps,
-    KronosPathCache,
-    check_generator,
-    check_prompt,
-    check_sampling,
-    filter_logits,
-    generate,
-    make_plan,
-    sample_tokens,
-    shared_prompt_attention,
-)
+    KronosCache, KronosGenerationOutput, KronosModuleSteps, KronosPathCache, check_generator, check_prompt,
+    check_sampling, filter_logits, generate, make_plan, sample_tokens, shared_prompt_attention,
+)  # fmt: skip
 from .loading_kronos import load_pretrained
 from .utils import (
-    check_candles,
-    check_context,
-    check_ids,
-    check_label_tensors,
-    check_mask,
-    check_same_shape,
-    check_stamp,
-    check_tokenizer_ids,
-    is_tracing,
-    to_module_device,
-)
+    check_candles, check_context, check_ids, check_label_tensors, check_mask, check_same_shape, check_stamp,
+    check_tokenizer_ids, is_tracing, to_module_device,
+)  # fmt: skip
 
 # --------------------------------------------------------------------------------------------------------------------
 # Outputs
