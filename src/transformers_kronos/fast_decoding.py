@@ -76,20 +76,14 @@ def few_row_linear(hidden_states: torch.Tensor, weight_blocks: torch.Tensor, bia
     """`F.linear` of a few contiguous float32 rows `(..., in)` as one batched product over the weight's row blocks."""
     blocks, block_out, n_in = weight_blocks.shape
     n_out = blocks * block_out
-    rows = hidden_states.numel() // n_in
     # (blocks, in, rows), every block reading the same inputs (a stride-0 expand, no copy)
-    if rows == 1:  # the common case, in fewer operations: a decoding step runs ~40 of these
-        inputs = hidden_states.view(1, n_in, 1).expand(blocks, n_in, 1)
-    else:
-        inputs = hidden_states.reshape(rows, n_in).t().expand(blocks, n_in, rows)
+    inputs = hidden_states.reshape(-1, n_in).t().expand(blocks, n_in, -1)
     if bias_blocks is None:
         out = torch.bmm(weight_blocks, inputs)
     else:
         out = torch.baddbmm(bias_blocks, weight_blocks, inputs)
     # (blocks, out / blocks, rows) is (out, rows) in memory
-    if rows == 1:
-        return out.view(*hidden_states.shape[:-1], n_out)
-    return out.view(n_out, rows).t().reshape(*hidden_states.shape[:-1], n_out)
+    return out.view(n_out, -1).t().reshape(*hidden_states.shape[:-1], n_out)
 
 
 def _stacked_view(tensors: list[torch.Tensor]) -> torch.Tensor | None:
