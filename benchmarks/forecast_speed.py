@@ -179,9 +179,7 @@ def case_functions(ours, predictor, lookback, pred_len, count, paths=1, batch_si
 def load_onnx_side(checkpoints, threads):
     """OnnxForecaster on the checkpoints exported to ONNX (under `checkpoints`), or None when ONNX is not installed."""
     try:
-        import onnxruntime as ort
-
-        from transformers_kronos.onnx import OnnxForecaster
+        from transformers_kronos.onnx import OnnxForecaster, quiet_session_options
         from transformers_kronos.onnx_export import export_checkpoint
     except ImportError as err:
         print(f"note: no ONNX Runtime column ({err}); pip install -e '.[onnx-export]'", file=sys.stderr)
@@ -190,8 +188,7 @@ def load_onnx_side(checkpoints, threads):
     for name in ("model", "tokenizer"):
         export_checkpoint(os.path.join(checkpoints, name), os.path.join(checkpoints, f"onnx-{name}"))
     print(f"exported both networks to ONNX in {time.perf_counter() - start:.0f} s")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options = quiet_session_options(threads)
     return OnnxForecaster(os.path.join(checkpoints, "onnx-model"), os.path.join(checkpoints, "onnx-tokenizer"),
                           max_context=512, session_options=options)
 
