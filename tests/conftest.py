@@ -187,12 +187,17 @@ def tiny_checkpoints(tmp_path_factory):
 EXPORT_SCRIPT = Path(__file__).resolve().parents[1] / "conversion_scripts" / "export_onnx.py"
 
 
-def load_export_script():
-    """conversion_scripts/export_onnx.py as a module (its `main(argv)` returns the exit status)."""
-    spec = importlib.util.spec_from_file_location("export_onnx", EXPORT_SCRIPT)
+def load_script(path: Path):
+    """A script under conversion_scripts/ (not a package) as a module, named after its file."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_export_script():
+    """conversion_scripts/export_onnx.py as a module (its `main(argv)` returns the exit status)."""
+    return load_script(EXPORT_SCRIPT)
 
 
 @pytest.fixture(scope="session")

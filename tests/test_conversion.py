@@ -1,6 +1,5 @@
 """Conversion of upstream checkpoints: the converter and its CLI, direct loading of upstream folders and repo ids."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ from conftest import (
     TINY_MODEL_CONFIGS,
     TINY_TOKENIZER_CONFIGS,
     copy_with_config,
+    load_script,
     random_stamp,
     random_tokens,
 )
@@ -48,10 +48,7 @@ def config_of(kind, name):
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("convert_kronos_original_to_hf", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 @pytest.fixture(scope="module")
