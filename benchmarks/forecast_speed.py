@@ -322,6 +322,23 @@ def print_floor(ours, pred_len, bar, t_up):
           f"{step_bytes * (pred_len - 1) / seconds / 1e9:.1f} GB/s){allowed}")
 
 
+def print_rounds(name, bar, rounds):
+    """Print a case's timing rounds `[(upstream s, ours s), ...]`; returns their median times and speed-up."""
+    ratios = sorted(up / ours for up, ours in rounds)
+    t_up, t_ours = (float(np.median(side)) for side in zip(*rounds))
+    ratio = float(np.median(ratios))
+    verdict = "" if bar is None else (" (bar %.0fx: %s)" % (bar, "met" if ratio >= bar else "NOT met"))
+    print(f"\n{name}")
+    print(f"  upstream {t_up:8.2f} s")
+    print(f"  ours     {t_ours:8.2f} s   speed-up {ratio:6.1f}x{verdict}")
+    if len(rounds) > 1:
+        met = "" if bar is None else f"; {sum(r >= bar for r in ratios)} of {len(ratios)} at or above the bar"
+        print(f"  {len(rounds)} rounds: speed-up {ratios[0]:.1f}x to {ratios[-1]:.1f}x (median {ratio:.1f}x{met}); "
+              f"upstream {min(r[0] for r in rounds):.2f}-{max(r[0] for r in rounds):.2f} s, "
+              f"ours {min(r[1] for r in rounds):.2f}-{max(r[1] for r in rounds):.2f} s")
+    return t_up, t_ours, ratio
+
+
 def run_cases(args, cases, ours, predictor, checkpoints, onnx_side=None):
     """Time every case (printing as it goes), then measure its memory, then print the summary table."""
     params = sum(p.numel() for p in ours.model.parameters()) / 1e6
@@ -342,18 +359,7 @@ def run_cases(args, cases, ours, predictor, checkpoints, onnx_side=None):
             t_up, expected = timed(upstream_fn, 1)
             rounds.append((t_up, t_ours))
         diff = max(float(np.max(np.abs(a.to_numpy() - b.to_numpy()) / np.abs(b.to_numpy()).clip(1e-6))) for a, b in zip(got, expected))
-        ratios = sorted(up / ours for up, ours in rounds)
-        t_up, t_ours = (float(np.median(side)) for side in zip(*rounds))
-        ratio = float(np.median(ratios))
-        verdict = "" if bar is None else (" (bar %.0fx: %s)" % (bar, "met" if ratio >= bar else "NOT met"))
-        print(f"\n{name}")
-        print(f"  upstream {t_up:8.2f} s")
-        print(f"  ours     {t_ours:8.2f} s   speed-up {ratio:6.1f}x{verdict}")
-        if len(rounds) > 1:
-            met = "" if bar is None else f"; {sum(r >= bar for r in ratios)} of {len(ratios)} at or above the bar"
-            print(f"  {len(rounds)} rounds: speed-up {ratios[0]:.1f}x to {ratios[-1]:.1f}x (median {ratio:.1f}x{met}); "
-                  f"upstream {min(r[0] for r in rounds):.2f}-{max(r[0] for r in rounds):.2f} s, "
-                  f"ours {min(r[1] for r in rounds):.2f}-{max(r[1] for r in rounds):.2f} s")
+        t_up, t_ours, ratio = print_rounds(name, bar, rounds)
         print(f"  max relative difference of the forecasts: {diff:.2e}")
         if count * paths == 1 and args.device == "cpu":
             print_floor(ours, pred_len, bar, t_up)
