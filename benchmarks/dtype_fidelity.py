@@ -163,7 +163,8 @@ def greedy_agreement(path, s1, s2, stamp, steps, device):
     return report
 
 
-def main(argv=None):
+def parse_args(argv):
+    """The arguments, or `None` after printing one line when they are unusable."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["mini", "small", "base"], choices=["mini", "small", "base"])
     parser.add_argument("--batch", type=int, default=4)
@@ -174,18 +175,74 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.batch < 1 or args.length < 2:
         print("error: --batch must be >= 1 and --length >= 2", file=sys.stderr)
-        return 2
+        return None
     if args.greedy_device is not None:
         if not 1 <= args.greedy_steps < args.length:
             print("error: --greedy-steps must be in [1, --length)", file=sys.stderr)
-            return 2
+            return None
         try:
             device = torch.device(args.greedy_device)
             if device.type != "cpu":
                 torch.empty(0, device=device)
         except (RuntimeError, AssertionError) as err:
             print(f"error: --greedy-device {args.greedy_device!r} is not usable here ({err})", file=sys.stderr)
-            return 2
+            return None
+    return args
+
+
+def tokenizer_rows(reference, tmp, x):
+    """The tokenizer at every dtype and variant against float32: `(rows, tokenizer folder, (s1, s2) of float32)`."""
+    torch.manual_seed(0)
+    tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**public(reference["Kronos-Tokenizer-base"])))
+    tokenizer = perturb_vectors(tokenizer).eval()
+    tok_dir = os.path.join(tmp, "tokenizer")
+    tokenizer.save_pretrained(tok_dir)
+    ref_s1, ref_s2 = tokenizer_outputs(tokenizer, x)
+    ref_recon = tokenizer.decode([ref_s1, ref_s2], half=True)
+    rows = {}
+    for dname, dtype in DTYPES.items():
+        for vname, keep in TOKENIZER_VARIANTS.items():
+            model = load(KronosTokenizerModel, tok_dir, dtype, keep)
+            s1, s2 = tokenizer_outputs(model, x)
+            with torch.no_grad():
+                recon = model.decode([ref_s1, ref_s2], half=True).float()
+            row = {
+                "s1_agree": (s1 == ref_s1).float().mean().item(),
+                "s2_agree": (s2 == ref_s2).float().mean().item(),
+                "recon_rel_err": ((recon - ref_recon).norm() / ref_recon.norm()).item(),
+            }
+            rows[f"{dname}/{vname}"] = row
+            print(f"tokenizer {dname:8s} keep={vname:18s} " + " ".join(f"{k}={v:.5f}" for k, v in row.items()), flush=True)
+    return rows, (ref_s1, ref_s2)
+
+
+def predictor_rows(reference, size, path, tokens, stamp):
+    """One predictor size (saved to `path`) at every dtype and variant against float32."""
+    torch.manual_seed(0)
+    model = perturb_vectors(KronosForTokenPrediction(KronosConfig(**public(reference[f"Kronos-{size}"])))).eval()
+    model.save_pretrained(path)
+    ref = predictor_outputs(model, *tokens, stamp)
+    del model
+    rows = {}
+    for dname, dtype in DTYPES.items():
+        for vname, keep in PREDICTOR_VARIANTS.items():
+            model = load(KronosForTokenPrediction, path, dtype, keep)
+            start = time.perf_counter()
+            low = predictor_outputs(model, *tokens, stamp)
+            row = {"forward_s": time.perf_counter() - start}
+            for name, r, l in zip(("s1", "s2"), ref, low):
+                row.update({f"{name}_{k}": v for k, v in logit_metrics(r, l).items()})
+            rows[f"{size}/{dname}/{vname}"] = row
+            metrics = " ".join(f"{k}={v:.5f}" for k, v in row.items() if k != "forward_s")
+            print(f"{size:5s} {dname:8s} keep={vname:11s} {metrics}", flush=True)
+            del model
+    return rows
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args is None:
+        return 2
 
     import transformers
 
@@ -194,57 +251,15 @@ def main(argv=None):
     reference = load_reference()
     x, stamp = candles(args.batch, args.length)
     results = {"batch": args.batch, "length": args.length, "torch": torch.__version__, "tokenizer": {}, "predictor": {}}
-
     with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        tokenizer = KronosTokenizerModel(KronosTokenizerConfig(**public(reference["Kronos-Tokenizer-base"])))
-        tokenizer = perturb_vectors(tokenizer).eval()
-        tok_dir = os.path.join(tmp, "tokenizer")
-        tokenizer.save_pretrained(tok_dir)
-        ref_s1, ref_s2 = tokenizer_outputs(tokenizer, x)
-        ref_recon = tokenizer.decode([ref_s1, ref_s2], half=True)
-        for dname, dtype in DTYPES.items():
-            for vname, keep in TOKENIZER_VARIANTS.items():
-                model = load(KronosTokenizerModel, tok_dir, dtype, keep)
-                s1, s2 = tokenizer_outputs(model, x)
-                with torch.no_grad():
-                    recon = model.decode([ref_s1, ref_s2], half=True).float()
-                row = {
-                    "s1_agree": (s1 == ref_s1).float().mean().item(),
-                    "s2_agree": (s2 == ref_s2).float().mean().item(),
-                    "recon_rel_err": ((recon - ref_recon).norm() / ref_recon.norm()).item(),
-                }
-                results["tokenizer"][f"{dname}/{vname}"] = row
-                print(f"tokenizer {dname:8s} keep={vname:18s} " + " ".join(f"{k}={v:.5f}" for k, v in row.items()), flush=True)
-
+        results["tokenizer"], tokens = tokenizer_rows(reference, tmp, x)
         for size in args.sizes:
-            config = KronosConfig(**public(reference[f"Kronos-{size}"]))
-            torch.manual_seed(0)
-            model = perturb_vectors(KronosForTokenPrediction(config)).eval()
             path = os.path.join(tmp, size)
-            model.save_pretrained(path)
-            ref = predictor_outputs(model, ref_s1, ref_s2, stamp)
-            del model
-            for dname, dtype in DTYPES.items():
-                for vname, keep in PREDICTOR_VARIANTS.items():
-                    model = load(KronosForTokenPrediction, path, dtype, keep)
-                    start = time.perf_counter()
-                    low = predictor_outputs(model, ref_s1, ref_s2, stamp)
-                    row = {"forward_s": time.perf_counter() - start}
-                    for name, r, l in zip(("s1", "s2"), ref, low):
-                        row.update({f"{name}_{k}": v for k, v in logit_metrics(r, l).items()})
-                    results["predictor"][f"{size}/{dname}/{vname}"] = row
-                    print(
-                        f"{size:5s} {dname:8s} keep={vname:11s} "
-                        + " ".join(f"{k}={v:.5f}" for k, v in row.items() if k != "forward_s"),
-                        flush=True,
-                    )
-                    del model
+            results["predictor"].update(predictor_rows(reference, size, path, tokens, stamp))
             if args.greedy_device is not None:
                 results.setdefault("greedy", {})[size] = greedy_agreement(
-                    path, ref_s1, ref_s2, stamp, args.greedy_steps, args.greedy_device
+                    path, *tokens, stamp, args.greedy_steps, args.greedy_device
                 )
-
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1)

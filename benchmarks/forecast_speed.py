@@ -291,6 +291,54 @@ def time_onnx(onnx_side, predictor, case, batch_size, repeats, t_up, got):
     return t_onnx
 
 
+def weight_stream_floor(model, steps):
+    """
+    `(seconds, bytes per step)`: every linear layer of the predictor applied to one row `steps` times, each through
+    the fast path's split product (`few_row_linear`). One series' decoding step reads all of these weights once, so
+    on CPU this bounds how fast its steps can be: the rest of the forecast (prompt, attention over the cache,
+    sampling, tokenizer) comes on top.
+    """
+    from transformers_kronos.fast_decoding import few_row_linear, few_row_views
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    views = [few_row_views(m.weight.detach(), None if m.bias is None else m.bias.detach()) for m in layers]
+    rows = [torch.zeros(1, 1, m.in_features) for m in layers]
+    step_bytes = sum(m.weight.numel() * m.weight.element_size() for m in layers)
+    with torch.inference_mode():
+        for x, v in zip(rows, views):
+            few_row_linear(x, *v)
+        start = time.perf_counter()
+        for _ in range(steps):
+            for x, v in zip(rows, views):
+                few_row_linear(x, *v)
+    return time.perf_counter() - start, step_bytes
+
+
+def print_floor(ours, pred_len, bar, t_up):
+    """For one series: what the weights alone take, against the time the bar allows."""
+    seconds, step_bytes = weight_stream_floor(ours.model, pred_len - 1)
+    allowed = "" if bar is None else f"; the bar allows ours {t_up / bar:.2f} s in all"
+    print(f"  weights alone: {seconds:.2f} s for {pred_len - 1} steps ({step_bytes / 1e6:.0f} MB a step at "
+          f"{step_bytes * (pred_len - 1) / seconds / 1e9:.1f} GB/s){allowed}")
+
+
+def print_rounds(name, bar, rounds):
+    """Print a case's timing rounds `[(upstream s, ours s), ...]`; returns their median times and speed-up."""
+    ratios = sorted(up / ours for up, ours in rounds)
+    t_up, t_ours = (float(np.median(side)) for side in zip(*rounds))
+    ratio = float(np.median(ratios))
+    verdict = "" if bar is None else (" (bar %.0fx: %s)" % (bar, "met" if ratio >= bar else "NOT met"))
+    print(f"\n{name}")
+    print(f"  upstream {t_up:8.2f} s")
+    print(f"  ours     {t_ours:8.2f} s   speed-up {ratio:6.1f}x{verdict}")
+    if len(rounds) > 1:
+        met = "" if bar is None else f"; {sum(r >= bar for r in ratios)} of {len(ratios)} at or above the bar"
+        print(f"  {len(rounds)} rounds: speed-up {ratios[0]:.1f}x to {ratios[-1]:.1f}x (median {ratio:.1f}x{met}); "
+              f"upstream {min(r[0] for r in rounds):.2f}-{max(r[0] for r in rounds):.2f} s, "
+              f"ours {min(r[1] for r in rounds):.2f}-{max(r[1] for r in rounds):.2f} s")
+    return t_up, t_ours, ratio
+
+
 def run_cases(args, cases, ours, predictor, checkpoints, onnx_side=None):
     """Time every case (printing as it goes), then measure its memory, then print the summary table."""
     params = sum(p.numel() for p in ours.model.parameters()) / 1e6
@@ -311,19 +359,10 @@ def run_cases(args, cases, ours, predictor, checkpoints, onnx_side=None):
             t_up, expected = timed(upstream_fn, 1)
             rounds.append((t_up, t_ours))
         diff = max(float(np.max(np.abs(a.to_numpy() - b.to_numpy()) / np.abs(b.to_numpy()).clip(1e-6))) for a, b in zip(got, expected))
-        ratios = sorted(up / ours for up, ours in rounds)
-        t_up, t_ours = (float(np.median(side)) for side in zip(*rounds))
-        ratio = float(np.median(ratios))
-        verdict = "" if bar is None else (" (bar %.0fx: %s)" % (bar, "met" if ratio >= bar else "NOT met"))
-        print(f"\n{name}")
-        print(f"  upstream {t_up:8.2f} s")
-        print(f"  ours     {t_ours:8.2f} s   speed-up {ratio:6.1f}x{verdict}")
-        if len(rounds) > 1:
-            met = "" if bar is None else f"; {sum(r >= bar for r in ratios)} of {len(ratios)} at or above the bar"
-            print(f"  {len(rounds)} rounds: speed-up {ratios[0]:.1f}x to {ratios[-1]:.1f}x (median {ratio:.1f}x{met}); "
-                  f"upstream {min(r[0] for r in rounds):.2f}-{max(r[0] for r in rounds):.2f} s, "
-                  f"ours {min(r[1] for r in rounds):.2f}-{max(r[1] for r in rounds):.2f} s")
+        t_up, t_ours, ratio = print_rounds(name, bar, rounds)
         print(f"  max relative difference of the forecasts: {diff:.2e}")
+        if count * paths == 1 and args.device == "cpu":
+            print_floor(ours, pred_len, bar, t_up)
         row = dict(case=name, upstream=t_up, ours=t_ours, ratio=ratio, diff=diff,
                    shape=(lookback, pred_len, count, paths))
         if onnx_side is not None:

@@ -129,30 +129,43 @@ def speed_rows(paths, device: str, quick: bool) -> list[tuple[str, str]]:
     return rows
 
 
-def onnx_rows(paths, folder: str, device: str, quick: bool) -> list[tuple[str, str]]:
-    """OnnxForecaster on ONNX Runtime's execution provider for `device`: parity with our fp32 forecast, and speed."""
+def onnx_provider(device: str) -> tuple[str | None, str]:
+    """ONNX Runtime's execution provider for `device`, or `None` and why it is not there."""
     try:
+        import onnx  # noqa: F401  (the exporter needs it)
         import onnxruntime as ort
-
-        from transformers_kronos import KronosForecaster
-        from transformers_kronos.onnx import OnnxForecaster
-        from transformers_kronos.onnx_export import export_checkpoint
     except ImportError as err:
-        return [("ONNX Runtime", f"skipped: {err} (pip install onnxruntime onnx onnxscript, or onnxruntime-gpu)")]
+        return None, f"skipped: {err} (pip install onnxruntime onnx onnxscript, or onnxruntime-gpu)"
     provider = "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
     if provider not in ort.get_available_providers():
-        return [("ONNX Runtime", f"skipped: this onnxruntime has no {provider} (install onnxruntime-gpu)")]
-    exported = [os.path.join(folder, f"onnx-{os.path.basename(p)}") for p in paths]
+        return None, f"skipped: this onnxruntime has no {provider} (install onnxruntime-gpu)"
+    return provider, ""
+
+
+def export_both(paths, folder: str) -> tuple[str, str]:
+    """The predictor and tokenizer at `paths` exported to ONNX under `folder`."""
+    from transformers_kronos.onnx_export import export_checkpoint
+
+    exported = tuple(os.path.join(folder, f"onnx-{os.path.basename(p)}") for p in paths)
     for path, out in zip(paths, exported):
         export_checkpoint(path, out)
-    onnx = OnnxForecaster(*exported, max_context=512, providers=[provider, "CPUExecutionProvider"])
+    return exported
+
+
+def onnx_rows(paths, exported, device: str, provider: str, quick: bool) -> list[tuple[str, str]]:
+    """`OnnxForecaster` on `provider` over the `exported` graphs of `paths`: parity with our fp32 forecast, and speed."""
+    from transformers_kronos import KronosForecaster
+    from transformers_kronos.onnx import OnnxForecaster
+
+    providers = [provider] + (["CPUExecutionProvider"] if provider != "CPUExecutionProvider" else [])
+    onnx = OnnxForecaster(*exported, max_context=512, providers=providers)
     lookback, pred_len, count = (32, 4, 2) if quick else (256, 24, 4)
-    want = forecast(KronosForecaster.from_pretrained(*paths, device=device), lookback, pred_len, count)
+    want = forecast(KronosForecaster.from_pretrained(*paths, device=device, max_context=512), lookback, pred_len, count)
     got = forecast(onnx, lookback, pred_len, count)
     rows = [(f"ONNX Runtime ({provider}) vs ours fp32 on {device} (max rel. diff)", f"{relative_error(got, want):.2e}")]
     for name, lookback, pred_len, count in QUICK_CASES if quick else CASES:
         xs, x_tss, y_tss = (list(t) for t in zip(*series_inputs(lookback, pred_len, count)))
-        seconds = timed(lambda: onnx.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False), "cpu")
+        seconds, _ = timed(lambda: onnx.predict_batch(xs, x_tss, y_tss, pred_len, top_k=1, verbose=False), device)
         rows.append((f"{name}, ONNX Runtime", f"{seconds:.2f} s"))
     return rows
 
@@ -173,7 +186,11 @@ def main() -> None:
         paths = write_checkpoints(folder, args.quick)
         rows = accuracy_rows(paths, args.device, args.quick) + speed_rows(paths, args.device, args.quick)
         if not args.no_onnx:
-            rows += onnx_rows(paths, folder, args.device, args.quick)
+            provider, why_not = onnx_provider(args.device)
+            if provider is None:
+                rows.append(("ONNX Runtime", why_not))
+            else:
+                rows += onnx_rows(paths, export_both(paths, folder), args.device, provider, args.quick)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     print(f"\n| check ({name}, torch {torch.__version__}) | result |\n| --- | --- |")
     for check, result in rows:
