@@ -19,7 +19,8 @@ where the forecaster decodes the window's context once per series (`transformers
 The bar (issue 19) is useful work / wall time >= 50% of the GEMM rate, which is the best of several 2048 x 2048 fp32
 products on the same threads, measured before and after the forecast (their mean is the reference). Timings on a
 shared machine are noisy; the script prints where the time goes (the tokenizer's encode and decode, the predictor's
-decoding loop) from one timed forecast after a warm-up.
+decoding loop, and inside the loop the prompts' pass through the backbone, the paths' attention over their shared
+prompt and the sampling) from one timed forecast after a warm-up.
 """
 
 import argparse
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from transformers_kronos import KronosConfig, KronosForecaster, KronosForTokenPrediction, KronosTokenizerConfig
-from transformers_kronos import KronosTokenizerModel
+from transformers_kronos import KronosTokenizerModel, fast_decoding, generation_kronos
 from transformers_kronos.synthetic import generate_klines
 
 REFERENCE_CONFIGS = Path("/work/shared/kronos_reference_configs.json")
@@ -121,9 +122,15 @@ def main():
         ("tokenizer encode", forecaster.tokenizer, "encode"),
         ("predictor decoding loop", forecaster.model, "generate_tokens"),
         ("tokenizer decode", forecaster, "_decode_window"))}
-    start = time.perf_counter()
+    # inside the decoding loop (module functions, looked up at call time by their callers)
+    inner = {name: Timer(owner, method) for name, owner, method in (
+        ("the prompts through the backbone", generation_kronos, "_encode_prompt"),
+        ("attention over shared prompts", fast_decoding, "shared_prompt_attention"),
+        ("sampling", generation_kronos, "sample_tokens"))}
+    start, cpu_start = time.perf_counter(), time.process_time()
     forecast(args.windows)
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start  # all threads; time the machine gave to other processes is not counted
     rate_after = gemm_rate(args.threads)
     # the machine's speed drifts (other processes): the rate around the forecast, and both ends shown
     rate = (rate_before + rate_after) / 2
@@ -147,7 +154,7 @@ def main():
           f"Kronos-small + Tokenizer-base sizes, {args.threads} threads")
     print(f"fp32 GEMM rate (2048^3, best of 5):       {rate:8.1f} GFLOP/s (before {rate_before:.1f}, after "
           f"{rate_after:.1f})")
-    print(f"wall time:                                {wall:8.2f} s")
+    print(f"wall time:                                {wall:8.2f} s (CPU time {cpu:.2f} s on {args.threads} threads)")
     print(f"useful predictor work:                    {useful / 1e9:8.1f} GFLOP "
           f"(prompts {2 * backbone * args.windows * args.lookback / 1e9:.1f}, generation "
           f"{2 * per_candle * generated / 1e9:.1f})")
@@ -161,6 +168,8 @@ def main():
         accounted += timer.total
         print(f"  {name:28s} {timer.total:8.2f} s  {100 * timer.total / wall:5.1f}%  ({timer.calls} calls)")
     print(f"  {'the rest (pandas, numpy)':28s} {wall - accounted:8.2f} s  {100 * (wall - accounted) / wall:5.1f}%")
+    for name, timer in inner.items():
+        print(f"    {name:34s} {timer.total:6.2f} s  {100 * timer.total / wall:5.1f}%  ({timer.calls} calls)")
     loop = timers["predictor decoding loop"].total
     print(f"predictor decoding loop alone: {useful / loop / 1e9:.1f} GFLOP/s = {100 * useful / loop / 1e9 / rate:.1f}% "
           "of GEMM")

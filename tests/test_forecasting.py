@@ -19,6 +19,7 @@ from transformers_kronos import (
     filter_logits,
     infer_future_timestamps,
 )
+from transformers_kronos import forecasting
 from transformers_kronos.demo import load_demo
 from transformers_kronos.forecasting import FEATURE_COLUMNS, quantile_column
 from transformers_kronos.fast_decoding import KronosFastSteps
@@ -139,6 +140,27 @@ def test_ragged_batch_equals_each_series_alone(forecaster):
         alone = forecaster.predict(x, x_ts, y_ts, pred_len, top_k=1, verbose=False)
         np.testing.assert_allclose(got.to_numpy(), alone.to_numpy(), rtol=1e-6, atol=1e-6)
         assert (got.index == alone.index).all()
+
+
+def test_tokenizer_encodes_a_few_series_at_a_time(forecaster, monkeypatch):
+    """Encoding in passes of a few series (ENCODE_POSITIONS_PER_PASS, on CPU) gives the tokens of one pass."""
+    pred_len = 4
+    series = [split(*make_klines(n + pred_len, seed=n), n, pred_len) for n in (12, 25, 30)]  # left-padded in the batch
+    args = ([s[0] for s in series], [s[1] for s in series], [s[2] for s in series], pred_len)
+    tokens, passes = [], []
+    encode = forecaster.tokenizer.encode
+    monkeypatch.setattr(
+        forecaster.tokenizer, "encode", lambda x, **k: passes.append(len(x)) or tokens.append(encode(x, **k)) or tokens[-1]
+    )
+    whole = forecaster.predict_batch(*args, top_k=1, verbose=False)
+    assert passes == [3]
+    monkeypatch.setattr(forecasting, "ENCODE_POSITIONS_PER_PASS", 60)  # two series of 30 positions per pass
+    split_up = forecaster.predict_batch(*args, top_k=1, verbose=False)
+    assert passes == [3, 2, 1]
+    assert torch.equal(torch.cat([t[0] for t in tokens[1:]]), tokens[0][0])
+    assert torch.equal(torch.cat([t[1] for t in tokens[1:]]), tokens[0][1])
+    for a, b in zip(split_up, whole):
+        pd.testing.assert_frame_equal(a, b)
 
 
 def test_batch_size_splits_the_batch(forecaster, capsys):

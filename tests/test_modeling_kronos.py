@@ -537,6 +537,32 @@ def test_path_cache_attention_equals_the_repeated_prompt():
         cache.update(key, value, 0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # the fused CPU kernel, and matmul-softmax
+def test_path_cache_attention_of_several_new_positions(dtype):
+    """Several new positions per path at once (the tokenizer's decode): each sees the prompt (without its padding)
+    and its path's positions up to its own, as SDPA over the prompt repeated for every path with a causal mask."""
+    torch.manual_seed(2)
+    series, paths, heads, dim, prompt_len, new = 3, 2, 2, 8, 6, 4
+    prompt = KronosCache(1, prompt_len)
+    prompt_key, prompt_value = (torch.randn(series, heads, prompt_len, dim, dtype=dtype) for _ in range(2))
+    prompt.update(prompt_key, prompt_value, 0)
+    mask = torch.ones(series, prompt_len, dtype=torch.long)
+    mask[2, :5] = 0
+    cache = KronosPathCache(prompt, paths, max_new=new, prompt_mask=mask)
+    rows = series * paths
+    key, value, query = (torch.randn(rows, heads, new, dim, dtype=dtype) for _ in range(3))
+    cache.update(key, value, 0)
+    got = _path_attention(cache, query)
+    full_key = torch.cat([prompt_key.repeat_interleave(paths, 0), key], dim=2)
+    full_value = torch.cat([prompt_value.repeat_interleave(paths, 0), value], dim=2)
+    visible = torch.ones(rows, 1, new, prompt_len + new, dtype=torch.bool)
+    visible[..., prompt_len:] = torch.ones(new, new, dtype=torch.bool).tril()
+    visible[..., :prompt_len] &= mask.bool().repeat_interleave(paths, 0)[:, None, None, :]
+    expected = torch.nn.functional.scaled_dot_product_attention(query, full_key, full_value, attn_mask=visible)
+    assert got.dtype == dtype
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+
+
 def test_path_cache_attention_merges_far_apart_scores():
     """Prompt and generated scores hundreds apart: the merge must rescale by the larger maximum, not overflow."""
     torch.manual_seed(1)

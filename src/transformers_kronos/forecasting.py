@@ -45,6 +45,9 @@ from .modeling_kronos import KronosForTokenPrediction, KronosTokenizerModel
 from .tokenizer_decoding import decode_paths
 from .utils import check_device, default_device, series_generator
 
+# candle positions (series x length) the tokenizer encodes together on CPU (KronosForecaster._encode)
+ENCODE_POSITIONS_PER_PASS = 2048
+
 
 # --------------------------------------------------------------------------------------------------------------------
 # The forecaster
@@ -211,7 +214,7 @@ class KronosForecaster(KlineForecaster):
         attention_mask = torch.from_numpy(mask).to(tok_device) if padded else None
 
         with torch.inference_mode():
-            s1, s2 = self.tokenizer.encode(torch.from_numpy(x).to(tok_device), half=True, attention_mask=attention_mask)
+            s1, s2 = self._encode(torch.from_numpy(x).to(tok_device), attention_mask)
             gen_s1, gen_s2, _ = self.model.generate_tokens(
                 s1.to(model_device),
                 s2.to(model_device),
@@ -232,6 +235,26 @@ class KronosForecaster(KlineForecaster):
             decoded = self._decode_window(s1, s2, gen_s1, gen_s2, mask if padded else None, sample_count, pred_len)
             decoded = decoded.float().cpu().numpy()
         return decoded.reshape(batch, sample_count, pred_len, len(FEATURE_COLUMNS))
+
+    def _encode(self, x: torch.Tensor, attention_mask: torch.Tensor | None):
+        """
+        The tokens `(s1, s2)`, each `(series, len)`, of normalised candles `x` `(series, len, 6)`. On CPU a few
+        series at a time (about `ENCODE_POSITIONS_PER_PASS` positions): every series is encoded on its own rows, so
+        the tokens are the same, and the activations stay in the CPU's caches (64 series of 400 candles at
+        Tokenizer-base size: 1.5 s in passes of 4 series against 1.9 s in one pass, best of 3).
+        """
+        per_pass = max(1, ENCODE_POSITIONS_PER_PASS // x.shape[1]) if x.device.type == "cpu" else len(x)
+        if per_pass >= len(x):
+            return self.tokenizer.encode(x, half=True, attention_mask=attention_mask)
+        parts = [
+            self.tokenizer.encode(
+                x[first : first + per_pass],
+                half=True,
+                attention_mask=None if attention_mask is None else attention_mask[first : first + per_pass],
+            )
+            for first in range(0, len(x), per_pass)
+        ]
+        return torch.cat([s1 for s1, _ in parts]), torch.cat([s2 for _, s2 in parts])
 
     def _decode_window(self, s1, s2, gen_s1, gen_s2, mask, sample_count, pred_len):
         """

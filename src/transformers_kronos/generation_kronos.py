@@ -338,6 +338,31 @@ class KronosPathCache(Cache):
         return self.layers[layer_idx].prompt()
 
 
+def _attention_with_lse(query, key, value, scaling: float, mask: torch.Tensor | None = None):
+    """
+    Softmax attention `(batch, heads, q_len, dim)` over `key`/`value` `(batch, heads, k_len, dim)` with its
+    log-normaliser: `(output (batch, heads, q_len, dim), logsumexp (batch, heads, q_len))`, in float32. `mask` is
+    additive, `(batch or 1, 1, q_len or 1, k_len)` float32 (0 = attend, -inf = hide).
+
+    On CPU in float32 this is the fused kernel `F.scaled_dot_product_attention` dispatches to, which returns the
+    log-normaliser too (and lays both out query-major, so the callers' transposes below are free); elsewhere the same
+    arithmetic as matmul and softmax.
+    """
+    if query.device.type == "cpu" and query.dtype == key.dtype == value.dtype == torch.float32:
+        # the kernel reads rows of head_dim as contiguous (F.scaled_dot_product_attention ensures it before the call)
+        query, key, value = (t if t.stride(-1) == 1 else t.contiguous() for t in (query, key, value))
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query, key, value, 0.0, False, attn_mask=mask, scale=scaling
+        )
+    scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scaling
+    if mask is not None:
+        scores = scores + mask
+    top = scores.amax(dim=-1, keepdim=True)
+    weights = torch.exp(scores - top)
+    total = weights.sum(dim=-1, keepdim=True)
+    return torch.matmul(weights, value.float()) / total, (top + total.log()).squeeze(-1)
+
+
 def shared_prompt_attention(
     module: torch.nn.Module | None,
     query: torch.Tensor,
@@ -353,43 +378,44 @@ def shared_prompt_attention(
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
     """
-    Attention of one new position per path, `query` `(series * paths, heads, 1, head_dim)`, over the series' prompt
-    `prompt_key`/`prompt_value` `(series, heads, prompt_len, head_dim)` and the path's own generated positions
-    `key`/`value` `(series * paths, heads, new, head_dim)` (or `None`) → `(series * paths, 1, heads, head_dim)`, in
-    the layout of transformers' attention functions. `prompt_keep` `(series, 1, 1, prompt_len)` is `True` at real
-    prompt positions; generated positions are never padding, so `attention_mask` is not read.
+    Attention of new positions of every path, `query` `(series * paths, heads, q_len, head_dim)`, over the series'
+    prompt `prompt_key`/`prompt_value` `(series, heads, prompt_len, head_dim)` and the path's own generated positions
+    `key`/`value` `(series * paths, heads, new, head_dim)` (or `None`), of which the queries are the last `q_len`
+    (causal among them) → `(series * paths, q_len, heads, head_dim)`, contiguous, in the layout of transformers'
+    attention functions. `prompt_keep` `(series, 1, 1, prompt_len)` is `True` at real prompt positions; generated
+    positions are never padding, so `attention_mask` is not read.
 
-    The two parts are computed apart and merged through their softmax maxima and normalisers, which is the attention
-    over both up to float rounding. The prompt's part takes every path of a series as one query row of a single
-    product, so its keys and values are read once per series instead of once per path.
+    The two parts are computed apart and merged through their log-normalisers, which is the attention over both up
+    to float rounding. The prompt's part takes every query of a series' paths as one block of a single fused
+    attention, so its keys and values are read once per series instead of once per path.
     """
     rows, heads, q_len, dim = query.shape
-    if q_len != 1:
-        raise ValueError(f"a KronosPathCache attends one new position per path, got {q_len}")
     series = rows // paths
-    q = query.float()
-
-    def per_path(t: torch.Tensor) -> torch.Tensor:  # (series, heads, paths, n) → (series * paths, heads, 1, n)
-        return t.transpose(1, 2).reshape(rows, heads, 1, t.shape[-1])
-
-    shared = q.reshape(series, paths, heads, dim).transpose(1, 2)
-    scores = torch.matmul(shared, prompt_key.float().transpose(-1, -2)) * scaling
+    prompt_mask = None
     if prompt_keep is not None:
-        scores = scores.masked_fill(~prompt_keep, float("-inf"))
-    top = scores.amax(dim=-1, keepdim=True)
-    weights = torch.exp(scores - top)
-    total = weights.sum(dim=-1, keepdim=True)
-    out = torch.matmul(weights, prompt_value.float())
-    top, total, out = per_path(top), per_path(total), per_path(out)
+        prompt_mask = torch.zeros(prompt_keep.shape, dtype=torch.float32, device=query.device)
+        prompt_mask = prompt_mask.masked_fill_(~prompt_keep.to(query.device), float("-inf"))
+    # (series * paths, heads, q, d) → (series, heads, paths * q, d): a view when q_len is 1
+    shared = query.view(series, paths, heads, q_len, dim).transpose(1, 2).reshape(series, heads, paths * q_len, dim)
+    out, lse = _attention_with_lse(shared, prompt_key, prompt_value, scaling, prompt_mask)
+    # back to one row per path, query-major: (series * paths, q, heads, ...)
+    out = out.transpose(1, 2).reshape(rows, q_len, heads, dim)
+    lse = lse.transpose(1, 2).reshape(rows, q_len, heads, 1)
     if key is not None:
-        scores = torch.matmul(q, key.float().transpose(-1, -2)) * scaling
-        top_new = scores.amax(dim=-1, keepdim=True)
-        weights = torch.exp(scores - top_new)
-        both = torch.maximum(top, top_new)
-        old, new = torch.exp(top - both), torch.exp(top_new - both)
-        out = out * old + torch.matmul(weights, value.float()) * new
-        total = total * old + weights.sum(dim=-1, keepdim=True) * new
-    return (out / total).to(query.dtype).transpose(1, 2), None
+        new = key.shape[-2]
+        causal = None
+        if 1 < q_len:  # the queries are the last q_len positions: each sees the generated ones up to its own
+            visible = torch.ones(q_len, new, dtype=torch.bool, device=query.device).tril(new - q_len)
+            causal = torch.zeros(1, 1, q_len, new, device=query.device).masked_fill_(~visible, float("-inf"))
+        own, own_lse = _attention_with_lse(query, key, value, scaling, causal)
+        own = own.transpose(1, 2).reshape(rows, q_len, heads, dim)
+        own_lse = own_lse.transpose(1, 2).reshape(rows, q_len, heads, 1)
+        # softmax over both parts = each part's softmax weighted by its share exp(lse) / sum exp(lse). A softmax
+        # per row rather than elementwise exp: ATen's elementwise kernels leave a tensor's tail to scalar code that
+        # rounds differently, which would make a path's numbers depend on how many rows are decoded beside it
+        share = torch.softmax(torch.stack([lse, own_lse], dim=-1), dim=-1)[..., 0]
+        out = own + (out - own) * share
+    return out.to(query.dtype), None
 
 
 # --------------------------------------------------------------------------------------------------------------------

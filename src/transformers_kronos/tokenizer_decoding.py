@@ -5,25 +5,25 @@ A forecast decodes the last window of tokens for every sample path and keeps the
 tokenizer's decoder is causal, so the window's prompt part (every position before the first generated one) is the
 same in every path of a series and so are its keys and values in every decoder block. [`decode_paths`] runs the
 prompt part through the decoder once per series, into a [`KronosCache`], and only the generated positions once per
-path, attending to that cache. Upstream decodes the whole window per path: at 400 context and 20 generated candles,
-95% of that work is the repeated prompt.
+path, attending to that cache through a [`KronosPathCache`]: the prompt's keys and values are held once per series,
+not copied for every path ([`shared_prompt_attention`]). Upstream decodes the whole window per path: at 400 context
+and 20 generated candles, 95% of that work is the repeated prompt.
 
 The new positions see the same keys and values, masks and rotary angles as in the full decode, so their candles are
-the same up to float rounding: the attention kernel blocks its queries by their count, and the new positions are
-fewer than the window's, so it may sum in another order (measured at most 3.3e-7 on normalised candles at
-Tokenizer-base size; bitwise equal at 400 context and 20 new positions). The tokens, and so the sampled paths, do
-not change. tests/test_tokenizer_decoding.py compares it with upstream's decode of every full sequence.
+the same up to float rounding: the attention over the prompt and over a path's own positions are computed apart and
+merged (measured at most 3.6e-7 on normalised candles at Tokenizer-base size, 400 context and 20 new positions). The
+tokens, and so the sampled paths, do not change. tests/test_tokenizer_decoding.py compares it with upstream's decode
+of every full sequence.
 """
 
 import torch
 
-from .generation_kronos import KronosCache
+from .generation_kronos import KronosCache, KronosPathCache
 from .modeling_kronos import KronosTokenizerModel
 
 __all__ = ["PROMPT_POSITIONS_PER_PASS", "decode_paths"]
 
-# prompt positions (series x paths x window) decoded together: bounds the cache repeated for the paths (about 6 KB
-# per position at Tokenizer-base size) and the activations
+# prompt positions (series x paths x window) decoded together: bounds the activations and the caches
 PROMPT_POSITIONS_PER_PASS = 32768
 
 
@@ -79,13 +79,12 @@ def decode_paths(
         rows = slice(first, min(first + per_pass, series))
         path_rows = slice(rows.start * paths, rows.stop * paths)
         mask = None if attention_mask is None else attention_mask[rows]
-        # preallocated for the whole sequence: the paths' positions are written in place, not concatenated
-        cache = KronosCache(len(tokenizer.decoder), prompt_len + new_len)
-        _decoder_pass(tokenizer, prompt_s1[rows], prompt_s2[rows], rotary, mask, cache)
-        cache.batch_repeat_interleave(paths)
-        if mask is not None:  # the padding of the prompt, then the new positions, for every path
-            mask = torch.cat([mask, mask.new_ones(mask.shape[0], new_len)], dim=1).repeat_interleave(paths, dim=0)
-        hidden_states = _decoder_pass(tokenizer, new_s1[path_rows], new_s2[path_rows], rotary, mask, cache)
+        prompt = KronosCache(len(tokenizer.decoder), prompt_len)
+        _decoder_pass(tokenizer, prompt_s1[rows], prompt_s2[rows], rotary, mask, prompt)
+        # the paths attend to the prompt's keys and values held once per series (shared_prompt_attention), which
+        # also knows its padding: the new positions themselves are never padding
+        cache = KronosPathCache(prompt, paths, new_len, mask)
+        hidden_states = _decoder_pass(tokenizer, new_s1[path_rows], new_s2[path_rows], rotary, None, cache)
         out.append(tokenizer.head(hidden_states))
-        del cache, hidden_states
+        del prompt, cache, hidden_states
     return torch.cat(out)
