@@ -466,7 +466,7 @@ def test_cache_rolls_and_refuses_overflow():
 
 def test_cache_is_a_transformers_cache():
     """Layers of the transformers Cache API: update returns every held position, rows repeat for sample paths,
-    and a cache of a few batch rows copies into those rows of a larger one."""
+    and a cache of a few batch rows copies into those rows of a larger one, or writes into them as a row view."""
     cache = KronosCache(2, 5)
     assert isinstance(cache, Cache) and len(cache.layers) == 2
     k = torch.randn(2, 3, 4, 8)
@@ -480,6 +480,16 @@ def test_cache_is_a_transformers_cache():
         part.update(k[rows], -k[rows], 0)
         whole.write_rows(rows, 2, part)
     assert torch.equal(whole.read(0)[0], k) and whole.seen_tokens == 4
+    # after the first rows sized it, later rows are written through a view of the cache, with no copy of their own
+    viewed = KronosCache(1, 5)
+    first = KronosCache(1, 5)
+    first.update(k[:1], -k[:1], 0)
+    viewed.write_rows(slice(0, 1), 2, first)
+    view = viewed.row_view(slice(1, 2))
+    assert view.layers[0].keys._base is viewed.layers[0].keys
+    view.update(k[1:], -k[1:], 0)
+    viewed.write_rows(slice(1, 2), 2, view)
+    assert torch.equal(viewed.read(0)[0], k) and torch.equal(viewed.read(0)[1], -k) and viewed.seen_tokens == 4
     growing = KronosCache(1)  # no max_length: grows by concatenation
     growing.update(k, k, 0)
     assert growing.update(k, k, 0)[0].shape[-2] == 8

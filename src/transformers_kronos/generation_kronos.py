@@ -164,6 +164,7 @@ class KronosCache(Cache):
             raise ValueError(f"`max_length` must be positive, got {max_length}")
         super().__init__(layers=[KronosCacheLayer(max_length, rolling) for _ in range(num_layers)])
         self.rolling = rolling
+        self.view_of = None  # the cache whose rows this one is (row_view)
 
     @property
     def seen_tokens(self) -> int:
@@ -177,15 +178,29 @@ class KronosCache(Cache):
     def write_rows(self, rows: slice, batch_size: int, part: "KronosCache") -> None:
         """
         Copy `part`, the cache of the batch rows `rows` only, into those rows of this cache (allocated for
-        `batch_size` rows on the first call). For encoding a prompt a few series at a time.
+        `batch_size` rows on the first call), or, when `part` is a [`row_view`] of this cache, only take over its
+        lengths. For encoding a prompt a few series at a time.
         """
         for layer, source in zip(self.layers, part.layers):
-            keys, values = source.read()
-            if not layer.is_initialized:
-                layer.lazy_initialization(keys, values, batch_size=batch_size)
-            layer.keys[rows, :, : source.length] = keys
-            layer.values[rows, :, : source.length] = values
+            if part.view_of is not self:
+                keys, values = source.read()
+                if not layer.is_initialized:
+                    layer.lazy_initialization(keys, values, batch_size=batch_size)
+                layer.keys[rows, :, : source.length] = keys
+                layer.values[rows, :, : source.length] = values
             layer.length, layer.cumulative_length = source.length, source.cumulative_length
+
+    def row_view(self, rows: slice) -> "KronosCache":
+        """
+        An empty cache over the batch rows `rows` of this (initialised) one: what is written to it lands in those
+        rows, with no copy of its own. Rows written this way are taken over with [`write_rows`].
+        """
+        view = KronosCache(len(self.layers), self.layers[0].max_length, self.rolling)
+        view.view_of = self
+        for layer, source in zip(view.layers, self.layers):
+            layer.keys, layer.values, layer.device = source.keys[rows], source.values[rows], source.device
+            layer.is_initialized = True
+        return view
 
 
 class KronosStaticLayer(CacheLayerMixin):
@@ -640,8 +655,14 @@ def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids,
     last = []
     for first in range(0, plan.batch, per_pass):
         rows = slice(first, min(first + per_pass, plan.batch))
-        # one pass for the whole batch writes straight into the cache (a second copy would raise the peak memory)
-        part = cache if per_pass >= plan.batch else KronosCache(num_layers, plan.window)
+        # every pass but a first of several writes straight into the cache's rows: a cache of the pass's own, then
+        # copied, would raise the peak memory (the first pass tells the cache its shapes)
+        if per_pass >= plan.batch:
+            part = cache
+        elif cache.layers[0].is_initialized:
+            part = cache.row_view(rows)
+        else:
+            part = KronosCache(num_layers, plan.window)
         context = model.backbone(
             s1_ids[rows, plan.start :].to(device),
             s2_ids[rows, plan.start :].to(device),
