@@ -9,7 +9,6 @@ from transformers_kronos.fast_decoding import (
     MAX_FAST_ROWS,
     KronosFastSteps,
     few_row_linear,
-    few_row_residual_linear,
     few_row_views,
     stacked_parameters,
 )
@@ -42,14 +41,15 @@ def test_few_row_linear_matches_f_linear(bias, shape, monkeypatch):
 
 
 @pytest.mark.parametrize("shape", [(1, 48), (1, 1, 48)])
-def test_few_row_residual_linear_adds_in_the_product(shape, monkeypatch):
+def test_few_row_linear_adds_a_residual_in_the_product(shape, monkeypatch):
     torch.manual_seed(0)
     weight, x, residual = torch.randn(64, 48), torch.randn(*shape), torch.randn(*shape[:-1], 64)
     expected = residual + x @ weight.t()
     calls = []
     original = torch.baddbmm
     monkeypatch.setattr(torch, "baddbmm", lambda *a, **k: calls.append(1) or original(*a, **k))
-    got = few_row_residual_linear(residual, x, few_row_views(weight, None)[0])
+    weight_blocks, _ = few_row_views(weight, None)
+    got = few_row_linear(x, weight_blocks, residual.view(*weight_blocks.shape[:2], 1))
     assert calls == [1] and got.shape == expected.shape  # the add is the product's own
     # float32 rounding apart at most: outputs up to about 20 in size, measured 1.9e-6 apart
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=4e-6)

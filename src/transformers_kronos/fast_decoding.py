@@ -45,9 +45,7 @@ from .modeling_kronos import (
     eager_attention_forward,
 )
 
-__all__ = [
-    "KronosFastSteps", "MAX_FAST_ROWS", "few_row_linear", "few_row_residual_linear", "few_row_views", "stacked_parameters"
-]
+__all__ = ["KronosFastSteps", "MAX_FAST_ROWS", "few_row_linear", "few_row_views", "stacked_parameters"]
 
 # from 8 rows on, BLAS's own kernels are as fast
 MAX_FAST_ROWS = 4
@@ -78,7 +76,11 @@ def few_row_views(weight: torch.Tensor, bias: torch.Tensor | None):
 
 
 def few_row_linear(hidden_states: torch.Tensor, weight_blocks: torch.Tensor, bias_blocks: torch.Tensor | None):
-    """`F.linear` of a few contiguous float32 rows `(..., in)` as one batched product over the weight's row blocks."""
+    """
+    `F.linear` of a few contiguous float32 rows `(..., in)` as one batched product over the weight's row blocks. The
+    product starts from `bias_blocks` (`beta=1`): the bias, or for one row any addend in that layout, such as the
+    residual the layer's output is added to.
+    """
     blocks, block_out, n_in = weight_blocks.shape
     n_out = blocks * block_out
     # (blocks, in, rows), every block reading the same inputs (a stride-0 expand, no copy)
@@ -91,17 +93,6 @@ def few_row_linear(hidden_states: torch.Tensor, weight_blocks: torch.Tensor, bia
     if inputs.shape[-1] == 1:
         return out.view(*hidden_states.shape[:-1], n_out)
     return out.view(n_out, -1).t().reshape(*hidden_states.shape[:-1], n_out)
-
-
-def few_row_residual_linear(residual: torch.Tensor, hidden_states: torch.Tensor, weight_blocks: torch.Tensor):
-    """
-    `residual + F.linear(hidden_states, weight)` for ONE contiguous row `(1, ..., in)` and a weight without bias, as
-    one batched product that starts from the residual `(1, ..., out)` (the add done by the product's own `beta=1`).
-    """
-    blocks, block_out, n_in = weight_blocks.shape
-    inputs = hidden_states.reshape(1, n_in).t().expand(blocks, n_in, 1)
-    out = torch.baddbmm(residual.reshape(blocks, block_out, 1), weight_blocks, inputs)
-    return out.view(residual.shape)
 
 
 def _stacked_view(tensors: list[torch.Tensor]) -> torch.Tensor | None:
@@ -171,7 +162,8 @@ class _Linear:
         """`residual + self(hidden_states)`, in one product for one row through a weight without bias."""
         one_row = hidden_states.shape[0] == 1 and hidden_states.is_contiguous() and residual.is_contiguous()
         if self.views is not None and self.bias is None and one_row:
-            return few_row_residual_linear(residual, hidden_states, self.views[0])
+            weight_blocks = self.views[0]
+            return few_row_linear(hidden_states, weight_blocks, residual.view(*weight_blocks.shape[:2], 1))
         return residual + self(hidden_states)
 
 
