@@ -9,7 +9,7 @@ path, attending to that cache through a [`KronosPathCache`]: the prompt's keys a
 not copied for every path ([`shared_prompt_attention`]). Upstream decodes the whole window per path: at 400 context
 and 20 generated candles, 95% of that work is the repeated prompt. Of the prompt's pass through the last decoder
 block only the keys and values are ever read, so it stops there: its attention, output projection and feed-forward
-over the prompt are skipped (a third of the prompt's work at Tokenizer-base size, the candles bitwise the same).
+over the prompt are skipped (a quarter of the prompt's work at Tokenizer-base size; the candles are bitwise the same).
 
 The new positions see the same keys and values, masks and rotary angles as in the full decode, so their candles are
 the same up to float rounding: the attention over the prompt and over a path's own positions are computed apart and
