@@ -16,7 +16,7 @@ from transformers.cache_utils import Cache, CacheLayerMixin
 from transformers.utils import ModelOutput
 
 from .checks import check_sampling  # torch-free, so the ONNX Runtime forecaster shares it
-from .utils import check_count, check_mask, check_stamp, execution_device, to_module_device
+from .utils import check_count, check_mask, check_stamp, execution_device, is_tracing, to_module_device
 
 
 __all__ = [
@@ -446,8 +446,8 @@ def _sorted_descending(logits: torch.Tensor) -> torch.Tensor | None:
     also carries the indices along; tensors convert without a copy and without importing numpy). The sequence of
     values is the one `torch.sort` gives: a sorted sequence of numbers is unique, and ties are equal values.
     """
-    if logits.device.type != "cpu" or logits.dtype != torch.float32:
-        return None
+    if logits.device.type != "cpu" or logits.dtype != torch.float32 or is_tracing():
+        return None  # traced code keeps to tensor operations
     # a copy, laid out as torch.sort's output; ascending order of the negation is descending order
     negated = torch.neg(logits.detach()).contiguous()
     negated.numpy().sort(axis=-1)
