@@ -246,7 +246,7 @@ class KronosFastSteps(KronosModuleSteps):
         self.cos, self.signed_sin = model.rotary_emb(positions, self.emb_s1.dtype)
 
     def _heads(self, hidden_states: torch.Tensor, heads: int) -> torch.Tensor:
-        """`(rows, 1, d)` → `(rows, heads, 1, d / heads)`, as `KronosAttention._split`."""
+        """`(rows, 1, d)` → `(rows, heads, 1, d / heads)`, as `KronosAttention.split_heads`."""
         return hidden_states.view(hidden_states.shape[0], 1, heads, self.d_model // heads).transpose(1, 2)
 
     def attend(self, query, key, value, attention_mask, cache, layer_idx: int, scaling: float, causal: bool) -> torch.Tensor:

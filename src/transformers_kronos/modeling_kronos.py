@@ -276,14 +276,14 @@ class KronosAttention(nn.Module):
         self.attn_dropout_p = config.attn_dropout_p if dropout else 0.0
         self.resid_dropout = nn.Dropout(config.resid_dropout_p if dropout else 0.0)
 
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """`(batch, len, d_model)` → `(batch, heads, len, head_dim)`."""
         return x.view(x.shape[0], x.shape[1], self.n_heads, self.head_dim).transpose(1, 2)
 
     def project_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of context positions `(batch, len, d_model)` → two `(batch, heads, len, head_dim)`."""
         context = to_module_device(context, self.k_proj, cast=True)
-        return self._split(self.k_proj(context)), self._split(self.v_proj(context))
+        return self.split_heads(self.k_proj(context)), self.split_heads(self.v_proj(context))
 
     def forward(
         self,
@@ -309,9 +309,9 @@ class KronosAttention(nn.Module):
             `(output (batch, q_len, d_model), attention weights (batch, heads, q_len, k_len) or None)`.
         """
         batch, q_len, _ = hidden_states.shape
-        query = self._split(self.q_proj(to_module_device(hidden_states, self.q_proj, cast=True) if self.is_cross else hidden_states))
+        query = self.split_heads(self.q_proj(to_module_device(hidden_states, self.q_proj, cast=True) if self.is_cross else hidden_states))
         if not self.is_cross:
-            key, value = self._split(self.k_proj(hidden_states)), self._split(self.v_proj(hidden_states))
+            key, value = self.split_heads(self.k_proj(hidden_states)), self.split_heads(self.v_proj(hidden_states))
         elif cache is not None:
             key, value = cache.layers[self.layer_idx].read()
         else:

@@ -48,7 +48,7 @@ def _cache_keys_values(block, hidden_states, position_embeddings, cache) -> bool
     if _hooked(block) or _hooked(attention) or hooks._global_forward_hooks or hooks._global_forward_pre_hooks:
         return False
     normed = block.norm1(hidden_states)
-    key, value = attention._split(attention.k_proj(normed)), attention._split(attention.v_proj(normed))
+    key, value = attention.split_heads(attention.k_proj(normed)), attention.split_heads(attention.v_proj(normed))
     cos, sin = (t.to(device=key.device, dtype=key.dtype) for t in position_embeddings)
     cache.update(apply_rotary(key, cos, sin), value, attention.layer_idx)
     return True
