@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .generation_kronos import KronosModuleSteps, KronosPathCache, shared_prompt_attention
+from .generation_kronos import KronosCache, KronosModuleSteps, KronosPathCache, module_prompt_pass, shared_prompt_attention
 from .modeling_kronos import (
     KronosAttention,
     KronosDependencyAwareLayer,
@@ -218,6 +218,11 @@ class KronosFastSteps(KronosModuleSteps):
                 return False
         return True
 
+    @classmethod
+    def prompt_pass(cls, model: nn.Module):
+        """[`KronosFastPrompt`] for a plain model (see [`supports`]), else the modules' pass."""
+        return KronosFastPrompt(model) if cls.supports(model) else super().prompt_pass(model)
+
     def __init__(self, model: nn.Module, stamps: torch.Tensor):
         super().__init__(model, stamps)
         fast = stamps.shape[0] <= MAX_FAST_ROWS
@@ -347,3 +352,79 @@ class _Block:
         out = steps.attend(query, key, value, attention_mask, cache, self.layer_idx, self.scaling, True)
         hidden_states = hidden_states + self.out(out)
         return self._ffn(hidden_states, self.norm2(hidden_states))
+
+
+class KronosFastPrompt:
+    """
+    A prompt through a plain float32 predictor on CPU ([`KronosFastSteps.prompt_pass`]): the modules' arithmetic
+    with the weights looked up once and fewer, larger operations (see [`KronosFastPrompt.__call__`]), for a pass of
+    every position of the prompt's window into an empty cache. Other passes (a padded prompt, a cache that holds
+    positions already, eager attention) go through the modules.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.blocks = [_PromptBlock(block) for block in model.transformer]
+        self.norm = _Norm(model.norm, True)
+        dep = model.dep_layer.cross_attn
+        self.dep_kv = _Linear.stacked([dep.k_proj, dep.v_proj], False)
+        self.dep_idx, self.dep_heads = dep.layer_idx, dep.n_heads
+        # the kernel F.scaled_dot_product_attention runs for a causal float32 pass on CPU
+        self.sdpa = (model.config._attn_implementation or "sdpa") == "sdpa"
+
+    def applies(self, attention_mask, cache, length: int) -> bool:
+        """Whether this pass of `length` positions is one [`__call__`] computes (else the modules)."""
+        if attention_mask is not None or not self.sdpa or not isinstance(cache, KronosCache):
+            return False
+        # the causal kernel aligns queries and keys top-left: the pass must be all the keys there are
+        return all(layer.length == 0 and (layer.max_length or length) >= length for layer in cache.layers)
+
+    def __call__(self, s1_ids, s2_ids, stamp, attention_mask, cache: KronosCache) -> torch.Tensor:
+        """
+        New positions `(batch, len)` through the backbone into `cache`, as [`module_prompt_pass`] → the context
+        `(batch, len, d_model)`. To float32 rounding the same numbers (the stacked products may sum in another order,
+        the norms take their sum of squares another way); tests/test_fast_decoding.py compares them.
+        """
+        batch, length = s1_ids.shape
+        if not self.applies(attention_mask, cache, length):
+            return module_prompt_pass(self.model, s1_ids, s2_ids, stamp, attention_mask, cache)
+        model = self.model
+        hidden_states = model.embedding(s1_ids, s2_ids)
+        if stamp is not None:
+            hidden_states = hidden_states + model.time_emb(stamp)
+        positions = torch.arange(cache.seen_tokens, cache.seen_tokens + length, device=hidden_states.device)
+        # (len, 1, 1, head_dim): broadcast over (batch, len, 2, heads, head_dim), queries and keys together
+        rotary = [t.view(length, 1, 1, -1) for t in model.rotary_emb(positions, hidden_states.dtype)]
+        for block in self.blocks:
+            hidden_states = block(hidden_states, rotary, cache)
+        context = self.norm(hidden_states)
+        parts = self.dep_kv(context).view(batch, length, 2, self.dep_heads, -1)
+        key, value = parts.transpose(1, 3).unbind(2)
+        cache.update(key, value, self.dep_idx)
+        return context
+
+
+class _PromptBlock:
+    """One transformer block's weights, for [`KronosFastPrompt`]."""
+
+    def __init__(self, block: KronosTransformerBlock):
+        attn, ffn = block.self_attn, block.ffn
+        self.norm1, self.norm2 = _Norm(block.norm1, True), _Norm(block.norm2, True)
+        self.qkv = _Linear.stacked([attn.q_proj, attn.k_proj, attn.v_proj], False)
+        self.w13 = _Linear.stacked([ffn.w1, ffn.w3], False)
+        self.out, self.w2 = _Linear(attn.out_proj, False), _Linear(ffn.w2, False)
+        self.layer_idx, self.heads, self.scaling = attn.layer_idx, attn.n_heads, attn.scaling
+
+    def __call__(self, hidden_states: torch.Tensor, rotary, cache: KronosCache) -> torch.Tensor:
+        batch, length, d_model = hidden_states.shape
+        parts = self.qkv(self.norm1(hidden_states)).view(batch, length, 3, self.heads, -1)
+        query, key = _rotate(parts[:, :, :2], *rotary).transpose(1, 3).unbind(2)
+        key, value = cache.update(key, parts[:, :, 2].transpose(1, 2), self.layer_idx)
+        out, _ = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query, key, value, 0.0, True, scale=self.scaling
+        )
+        # the kernel lays its output out query-major: (batch, len, heads, head_dim) is a view. In-place operations
+        # on the fresh products: the same values, with fewer large temporaries
+        hidden_states = self.out(out.transpose(1, 2).reshape(batch, length, d_model)).add_(hidden_states)
+        gate, up = self.w13(self.norm2(hidden_states)).view(batch, length, 2, -1).unbind(2)
+        return self.w2(F.silu(gate).mul_(up)).add_(hidden_states)
