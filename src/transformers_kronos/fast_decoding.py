@@ -357,9 +357,8 @@ class _Block:
 class KronosFastPrompt:
     """
     A prompt through a plain float32 predictor on CPU ([`KronosFastSteps.prompt_pass`]): the modules' arithmetic
-    with the weights looked up once and fewer, larger operations (see [`KronosFastPrompt.__call__`]), for a pass of
-    every position of the prompt's window into an empty cache. Other passes (a padded prompt, a cache that holds
-    positions already, eager attention) go through the modules.
+    with the weights looked up once and fewer, larger operations (see [`KronosFastPrompt.__call__`]). Models with
+    eager attention go through the modules.
     """
 
     def __init__(self, model: nn.Module):
@@ -372,12 +371,9 @@ class KronosFastPrompt:
         # the kernel F.scaled_dot_product_attention runs for a causal float32 pass on CPU
         self.sdpa = (model.config._attn_implementation or "sdpa") == "sdpa"
 
-    def applies(self, attention_mask, cache, length: int) -> bool:
-        """Whether this pass of `length` positions is one [`__call__`] computes (else the modules)."""
-        if attention_mask is not None or not self.sdpa or not isinstance(cache, KronosCache):
-            return False
-        # the causal kernel aligns queries and keys top-left: the pass must be all the keys there are
-        return all(layer.length == 0 and (layer.max_length or length) >= length for layer in cache.layers)
+    def applies(self, cache) -> bool:
+        """Whether [`__call__`] computes a pass into `cache` (a [`KronosCache`], with sdpa attention) itself."""
+        return self.sdpa and isinstance(cache, KronosCache)
 
     def __call__(self, s1_ids, s2_ids, stamp, attention_mask, cache: KronosCache) -> torch.Tensor:
         """
@@ -386,7 +382,7 @@ class KronosFastPrompt:
         the norms take their sum of squares another way); tests/test_fast_decoding.py compares them.
         """
         batch, length = s1_ids.shape
-        if not self.applies(attention_mask, cache, length):
+        if not self.applies(cache):
             return module_prompt_pass(self.model, s1_ids, s2_ids, stamp, attention_mask, cache)
         model = self.model
         hidden_states = model.embedding(s1_ids, s2_ids)
@@ -396,7 +392,7 @@ class KronosFastPrompt:
         # (len, 1, 1, head_dim): broadcast over (batch, len, 2, heads, head_dim), queries and keys together
         rotary = [t.view(length, 1, 1, -1) for t in model.rotary_emb(positions, hidden_states.dtype)]
         for block in self.blocks:
-            hidden_states = block(hidden_states, rotary, cache)
+            hidden_states = block(hidden_states, rotary, attention_mask, cache)
         context = self.norm(hidden_states)
         parts = self.dep_kv(context).view(batch, length, 2, self.dep_heads, -1)
         key, value = parts.transpose(1, 3).unbind(2)
@@ -415,14 +411,14 @@ class _PromptBlock:
         self.out, self.w2 = _Linear(attn.out_proj, False), _Linear(ffn.w2, False)
         self.layer_idx, self.heads, self.scaling = attn.layer_idx, attn.n_heads, attn.scaling
 
-    def __call__(self, hidden_states: torch.Tensor, rotary, cache: KronosCache) -> torch.Tensor:
+    def __call__(self, hidden_states: torch.Tensor, rotary, attention_mask, cache: KronosCache) -> torch.Tensor:
         batch, length, d_model = hidden_states.shape
         parts = self.qkv(self.norm1(hidden_states)).view(batch, length, 3, self.heads, -1)
         query, key = _rotate(parts[:, :, :2], *rotary).transpose(1, 3).unbind(2)
         key, value = cache.update(key, parts[:, :, 2].transpose(1, 2), self.layer_idx)
-        out, _ = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            query, key, value, 0.0, True, scale=self.scaling
-        )
+        # what the modules' sdpa attention computes: on CPU the same flash kernel, causal or with the same mask
+        mask, is_causal = build_attention_mask(attention_mask, length, key.shape[-2], causal=True)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=is_causal, scale=self.scaling)
         # the kernel lays its output out query-major: (batch, len, heads, head_dim) is a view. In-place operations
         # on the fresh products: the same values, with fewer large temporaries
         hidden_states = self.out(out.transpose(1, 2).reshape(batch, length, d_model)).add_(hidden_states)
