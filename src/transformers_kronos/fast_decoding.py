@@ -16,6 +16,10 @@ then cost as much as the arithmetic:
   dependency layer's key/value projections each run as one product over their weights stacked in one tensor, which
   the parameters become slices of ([`stacked_parameters`]: their names, values and checkpoints do not change).
 
+The prompt's pass through the backbone ([`KronosFastPrompt`], what [`KronosFastSteps.prompt_pass`] gives a plain
+model) runs hundreds of positions per product, so BLAS is already efficient there; it applies the same stacked
+products, norms and joint rotation of queries and keys, and calls the modules' attention kernel directly.
+
 Every output is still one dot product over all input features, so the logits agree with the modules' to float32
 rounding (the kernels may sum in different orders, and the norms take their sum of squares another way);
 tests/test_fast_decoding.py checks it. The modelling file does not import this module.
@@ -45,7 +49,7 @@ from .modeling_kronos import (
     eager_attention_forward,
 )
 
-__all__ = ["KronosFastSteps", "MAX_FAST_ROWS", "few_row_linear", "few_row_views", "stacked_parameters"]
+__all__ = ["KronosFastPrompt", "KronosFastSteps", "MAX_FAST_ROWS", "few_row_linear", "few_row_views", "stacked_parameters"]
 
 # from 8 rows on, BLAS's own kernels are as fast
 MAX_FAST_ROWS = 4
@@ -411,7 +415,8 @@ class _PromptBlock:
         self.out, self.w2 = _Linear(attn.out_proj, False), _Linear(ffn.w2, False)
         self.layer_idx, self.heads, self.scaling = attn.layer_idx, attn.n_heads, attn.scaling
 
-    def __call__(self, hidden_states: torch.Tensor, rotary, attention_mask, cache: KronosCache) -> torch.Tensor:
+    def _attention(self, hidden_states: torch.Tensor, rotary, attention_mask, cache: KronosCache) -> torch.Tensor:
+        """The attention's output `(batch, len, d_model)` before its projection (the projections die with this call)."""
         batch, length, d_model = hidden_states.shape
         parts = self.qkv(self.norm1(hidden_states)).view(batch, length, 3, self.heads, -1)
         query, key = _rotate(parts[:, :, :2], *rotary).transpose(1, 3).unbind(2)
@@ -419,8 +424,11 @@ class _PromptBlock:
         # what the modules' sdpa attention computes: on CPU the same flash kernel, causal or with the same mask
         mask, is_causal = build_attention_mask(attention_mask, length, key.shape[-2], causal=True)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=is_causal, scale=self.scaling)
-        # the kernel lays its output out query-major: (batch, len, heads, head_dim) is a view. In-place operations
-        # on the fresh products: the same values, with fewer large temporaries
-        hidden_states = self.out(out.transpose(1, 2).reshape(batch, length, d_model)).add_(hidden_states)
-        gate, up = self.w13(self.norm2(hidden_states)).view(batch, length, 2, -1).unbind(2)
+        # the kernel lays its output out query-major: (batch, len, heads, head_dim) is a view
+        return out.transpose(1, 2).reshape(batch, length, d_model)
+
+    def __call__(self, hidden_states: torch.Tensor, rotary, attention_mask, cache: KronosCache) -> torch.Tensor:
+        # in-place operations on fresh products: the same values, with fewer large temporaries
+        hidden_states = self.out(self._attention(hidden_states, rotary, attention_mask, cache)).add_(hidden_states)
+        gate, up = self.w13(self.norm2(hidden_states)).view(*hidden_states.shape[:-1], 2, -1).unbind(2)
         return self.w2(F.silu(gate).mul_(up)).add_(hidden_states)
