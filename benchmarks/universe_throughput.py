@@ -143,12 +143,16 @@ def main():
     window = min(args.lookback + args.pred_len, max(forecaster.max_context, args.pred_len))
     encode = 2 * linear_macs(tokenizer, ("embed", "encoder.", "quant")) * args.windows * args.lookback
     decoder = 2 * linear_macs(tokenizer, ("decoder.", "head", "post_quant"))
-    # the window's context part once per series, the generated candles once per path (tokenizer_decoding)
+    # the window's context part once per series, the generated candles once per path (tokenizer_decoding); of the
+    # context's pass through the last decoder block only the keys and values are computed, and no head
+    last = f"decoder.{len(tokenizer.decoder) - 1}."
+    context_decoder = decoder - 2 * linear_macs(
+        tokenizer, ("head", last + "self_attn.q_proj", last + "self_attn.out_proj", last + "ffn.")
+    )
     if args.paths > 1 and window > args.pred_len:
-        decoded_positions = args.windows * (window - args.pred_len + args.paths * args.pred_len)
+        decode = args.windows * ((window - args.pred_len) * context_decoder + args.paths * args.pred_len * decoder)
     else:
-        decoded_positions = args.windows * args.paths * window
-    decode = decoder * decoded_positions
+        decode = decoder * args.windows * args.paths * window
 
     print(f"case: {args.windows} windows x {args.paths} paths, lookback {args.lookback}, {args.pred_len} ahead, "
           f"Kronos-small + Tokenizer-base sizes, {args.threads} threads")

@@ -79,3 +79,44 @@ def test_compiled_static_step_is_built_once_for_every_prompt_length(monkeypatch)
         modules = _generation(model, monkeypatch, None, length, max_context=32)
         assert torch.equal(compiled[0], modules[0]) and torch.equal(compiled[1], modules[1])
     assert len(graphs) == 1
+
+
+def _logits_cases():
+    """Rows of logits as sampling meets them: flat and peaked, with ties, with `-inf` (after top-k), with NaN."""
+    generator = torch.Generator().manual_seed(0)
+    cases = [torch.randn(64, 1024, generator=generator) * scale for scale in (0.1, 1.0, 2.0, 8.0)]
+    cases.append((torch.randn(64, 256, generator=generator) * 4).round())  # many ties, some straddle a cut
+    tied = torch.randn(64, 256, generator=generator)
+    tied[:, 128:] = tied[:, :128]  # every value twice
+    cases.append(tied)
+    hidden = torch.randn(16, 300, generator=generator)
+    hidden[hidden < 0.5] = float("-inf")
+    cases.append(hidden)
+    nan = torch.randn(4, 50, generator=generator)
+    nan[1, 7] = float("nan")
+    cases.append(nan)
+    return cases
+
+
+@pytest.mark.parametrize("top_p", [0.05, 0.5, 0.9, 0.99, 0.999999])
+def test_nucleus_keeps_upstreams_set_exactly(upstream, monkeypatch, top_p):
+    """The CPU nucleus cut (values sorted by numpy, applied as a threshold) keeps upstream's tokens, every row."""
+    fast = []
+    threshold = generation_kronos._nucleus_threshold
+    monkeypatch.setattr(generation_kronos, "_nucleus_threshold", lambda *a: fast.append(threshold(*a)) or fast[-1])
+    for logits in _logits_cases():
+        expected = upstream.kronos.top_k_top_p_filtering(logits.clone(), top_k=0, top_p=top_p)
+        got = generation_kronos.filter_logits(logits, top_k=0, top_p=top_p)
+        assert torch.equal(torch.isinf(got), torch.isinf(expected))
+        torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
+    # the threshold served the untied cases; ties across the cut and NaN went through the sort
+    assert sum(t is not None for t in fast) >= 4 and any(t is None for t in fast)
+
+
+def test_nucleus_threshold_on_sorted_values_matches_torch_sort():
+    """numpy's sort gives the descending values torch.sort gives (ties are equal values, -inf and ±0 included)."""
+    for logits in _logits_cases()[:-1]:  # the NaN case is refused, see above
+        logits = torch.cat([logits, torch.zeros(len(logits), 3), -torch.zeros(len(logits), 2)], dim=1)
+        got = generation_kronos._sorted_descending(logits)
+        assert torch.equal(got, torch.sort(logits, descending=True, dim=-1).values)
+    assert generation_kronos._sorted_descending(_logits_cases()[-1]) is None

@@ -57,3 +57,36 @@ def test_left_padded_prompts_and_several_passes(upstream_checkpoint, monkeypatch
     torch.testing.assert_close(whole, expected, rtol=0, atol=2e-6)
     # a series' candles do not depend on the series decoded beside it
     assert torch.equal(split, whole)
+
+
+def test_prompt_keys_values_of_the_last_block_alone_change_nothing(upstream_checkpoint, monkeypatch):
+    """The prompt pass stops its last block after the keys and values: the same candles as the whole block, bitwise."""
+    config = TINY_TOKENIZER_CONFIGS["tiny"]
+    ours = KronosTokenizerModel.from_pretrained(upstream_checkpoint("tokenizer", config)[0])
+    calls = []
+    keys_values = tokenizer_decoding._cache_keys_values
+    monkeypatch.setattr(tokenizer_decoding, "_cache_keys_values", lambda *a: calls.append(1) or keys_values(*a))
+    generator = torch.Generator().manual_seed(2)
+    prompt, new = _ids(config, 3, 16, generator), _ids(config, 6, 5, generator)
+    mask = torch.ones(3, 16, dtype=torch.long)
+    mask[2, :7] = 0
+    with torch.inference_mode():
+        short = decode_paths(ours, prompt, new, 2, mask)
+        monkeypatch.setattr(tokenizer_decoding, "_cache_keys_values", lambda *a: False)  # the whole block
+        whole = decode_paths(ours, prompt, new, 2, mask)
+    assert calls and torch.equal(short, whole)
+
+
+def test_a_hooked_last_block_runs_whole(upstream_checkpoint):
+    """A forward hook on the last decoder block (accelerate's dispatch, a user's) sees the prompt pass go through it."""
+    config = TINY_TOKENIZER_CONFIGS["tiny"]
+    ours = KronosTokenizerModel.from_pretrained(upstream_checkpoint("tokenizer", config)[0])
+    seen = []
+    ours.decoder[-1].register_forward_hook(lambda module, args, output: seen.append(args[0].shape[1]))
+    generator = torch.Generator().manual_seed(3)
+    prompt, new = _ids(config, 2, 9, generator), _ids(config, 4, 3, generator)
+    with torch.inference_mode():
+        got = decode_paths(ours, prompt, new, 2)
+        expected = ours.decode(_full(prompt, new, 2), half=True)[:, -3:]
+    assert seen == [9, 3, 12]  # the prompt, the paths' new positions, then the full decode
+    torch.testing.assert_close(got, expected, rtol=0, atol=2e-6)  # as above

@@ -17,7 +17,7 @@ from transformers.cache_utils import Cache, CacheLayerMixin
 from transformers.utils import ModelOutput
 
 from .checks import check_sampling  # torch-free, so the ONNX Runtime forecaster shares it
-from .utils import check_count, check_mask, check_stamp, execution_device, to_module_device
+from .utils import check_count, check_mask, check_stamp, execution_device, is_tracing, to_module_device
 
 
 __all__ = [
@@ -440,19 +440,64 @@ def shared_prompt_attention(
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def _sorted_descending(logits: torch.Tensor) -> torch.Tensor | None:
+    """
+    The rows of `logits` `(rows, vocab)` sorted in descending order, values only, or `None` where a row holds NaN.
+
+    On CPU through numpy's sort (its vectorised quicksort sorts float32 several times faster than `torch.sort`, which
+    also carries the indices along; tensors convert without a copy and without importing numpy). The sequence of
+    values is the one `torch.sort` gives: a sorted sequence of numbers is unique, and ties are equal values.
+    """
+    if logits.device.type != "cpu" or logits.dtype != torch.float32 or is_tracing():
+        return None  # traced code keeps to tensor operations
+    # a copy, laid out as torch.sort's output; ascending order of the negation is descending order
+    negated = torch.neg(logits.detach()).contiguous()
+    negated.numpy().sort(axis=-1)
+    values = negated.neg_()
+    return None if bool(values[..., -1].isnan().any()) else values  # numpy puts NaN last
+
+
+def _nucleus_threshold(logits: torch.Tensor, top_p: float) -> torch.Tensor | None:
+    """
+    The smallest logit `(rows, 1)` that nucleus filtering keeps in each row, when the kept set is exactly the logits
+    at or above it; `None` where a row's threshold value also occurs just past the cut (which of the tied tokens
+    upstream keeps then depends on `torch.sort`'s order) or where no fast sort applies.
+
+    The kept set is upstream's: the same softmax and cumulative sum over the same sorted values (see
+    [`_sorted_descending`]), cut at the first position whose cumulative probability exceeds `top_p`. The sum of
+    non-negative numbers only grows, so the kept positions are a prefix of the sorted row.
+    """
+    sorted_logits = _sorted_descending(logits)
+    if sorted_logits is None:
+        return None
+    cumulative = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
+    vocab = sorted_logits.shape[-1]
+    kept = (cumulative[..., :-1] > top_p).logical_not_().sum(dim=-1, keepdim=True) + 1
+    threshold = sorted_logits.gather(-1, kept - 1)
+    following = sorted_logits.gather(-1, kept.clamp(max=vocab - 1))
+    if bool(((kept < vocab) & (following == threshold)).any()):
+        return None
+    return threshold
+
+
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """
     Top-k, then nucleus (top-p) filtering of the logits `(rows, vocab)`.
 
     Unlike upstream, which returns after top-k and so ignores `top_p` whenever `top_k > 0`, both filters apply (in
     transformers' order). With one filter active the kept set is upstream's exactly: nucleus keeps the most likely
-    tokens until their cumulative probability first exceeds `top_p`, and always the most likely one.
+    tokens until their cumulative probability first exceeds `top_p`, and always the most likely one. On CPU the cut
+    is found on sorted values alone and applied as a threshold ([`_nucleus_threshold`]); elsewhere, and where tied
+    values straddle the cut, the sorted indices scatter it back as upstream does.
     """
     if top_k is not None and top_k > 0:
         top_k = min(int(top_k), logits.shape[-1])
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
+        threshold = _nucleus_threshold(logits, top_p)
+        if threshold is not None:
+            return logits.masked_fill(logits < threshold, float("-inf"))
         sorted_logits, sorted_idx = torch.sort(logits, descending=True, dim=-1)
         cumulative = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
         remove = cumulative > top_p
