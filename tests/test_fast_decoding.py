@@ -7,11 +7,13 @@ from conftest import TINY_MODEL_CONFIGS, random_stamp, random_tokens
 from transformers_kronos import KronosConfig, KronosForTokenPrediction, generation_kronos
 from transformers_kronos.fast_decoding import (
     MAX_FAST_ROWS,
+    KronosFastPrompt,
     KronosFastSteps,
     few_row_linear,
     few_row_views,
     stacked_parameters,
 )
+from transformers_kronos.generation_kronos import KronosCache, KronosModuleSteps, module_prompt_pass
 
 
 def inputs_for(config, batch, length, seed=0):
@@ -102,11 +104,16 @@ def test_fast_steps_equal_module_steps(monkeypatch, name, batch, sample_count, m
     fast = _recorded_generation(model, monkeypatch, KronosFastSteps, **kwargs)
     through_modules = _recorded_generation(model, monkeypatch, None, **kwargs)
     assert len(fast[2]) == len(through_modules[2]) == 12
-    for a, b in zip(fast[2], through_modules[2]):
-        # the few-row products sum in another order than F.linear (measured up to 1.1e-6); without them
-        # (more than MAX_FAST_ROWS rows) the arithmetic is the modules' own
-        if batch * sample_count > MAX_FAST_ROWS:
-            assert torch.equal(a, b)
+    # without the few-row products (more than MAX_FAST_ROWS rows) the steps' arithmetic is the modules' own: bitwise
+    # the same logits after the modules' prompt pass
+    steps_after_module_prompt = None
+    if batch * sample_count > MAX_FAST_ROWS:
+        module_prompt = type("ModulePromptFastSteps", (KronosFastSteps,), {"prompt_pass": KronosModuleSteps.prompt_pass})
+        steps_after_module_prompt = _recorded_generation(model, monkeypatch, module_prompt, **kwargs)[2]
+    for i, (a, b) in enumerate(zip(fast[2], through_modules[2])):
+        if steps_after_module_prompt is not None:
+            assert torch.equal(steps_after_module_prompt[i], b)
+        # the few-row products and the fast prompt pass sum in other orders than the modules (measured up to 1.1e-6)
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     assert torch.equal(fast[0], through_modules[0]) and torch.equal(fast[1], through_modules[1])
     assert not fast[0].is_inference()  # decoded under inference mode, returned as ordinary tensors
@@ -174,3 +181,86 @@ def test_forecasting_with_stacked_parameters_leaves_the_model_trainable():
     out = model(s1, s2, stamp, s1_labels=s1, s2_labels=s2)
     out.loss.backward()
     assert block.ffn.w3.weight.grad is not None and not block.ffn.w3.weight.is_inference()
+
+
+def _prompt_passes(model, prompt_pass, s1, s2, stamp, mask, caches):
+    """The context of `prompt_pass` and of the modules' pass over the same positions, each into its own cache."""
+    with torch.inference_mode():
+        return prompt_pass(s1, s2, stamp, mask, caches[0]), module_prompt_pass(model, s1, s2, stamp, mask, caches[1])
+
+
+@pytest.mark.parametrize("name", list(TINY_MODEL_CONFIGS))
+@pytest.mark.parametrize("cache_kind", ["preallocated", "grown", "rolling"])
+def test_fast_prompt_equals_the_modules_pass(monkeypatch, name, cache_kind):
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS[name]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, 3, 11)
+    size = {"preallocated": 16, "grown": None, "rolling": 11}[cache_kind]
+    caches = [KronosCache(config["n_layers"] + 1, size, rolling=cache_kind == "rolling") for _ in range(2)]
+    prompt_pass = KronosFastSteps.prompt_pass(model)
+    assert isinstance(prompt_pass, KronosFastPrompt)
+    backbone_calls = []
+    backbone = model.backbone
+    monkeypatch.setattr(model, "backbone", lambda *a, **k: backbone_calls.append(1) or backbone(*a, **k))
+    fast, modules = _prompt_passes(model, prompt_pass, s1, s2, stamp, None, caches)
+    assert backbone_calls == [1]  # the modules' pass only: the fast one ran its own arithmetic
+    # stacked products and the norms' sum of squares round differently: measured at most 1.2e-6 apart on values up
+    # to 4.5 (the three configs, five seeds each)
+    torch.testing.assert_close(fast, modules, rtol=0, atol=4e-6)
+    for fast_layer, module_layer in zip(*(cache.layers for cache in caches)):
+        assert (fast_layer.length, fast_layer.cumulative_length) == (module_layer.length, module_layer.cumulative_length) == (11, 11)
+        for got, expected in zip(fast_layer.read(), module_layer.read()):
+            assert got.shape == expected.shape and got.is_contiguous() == expected.is_contiguous()
+            torch.testing.assert_close(got, expected, rtol=0, atol=4e-6)
+
+
+def test_fast_prompt_with_padding_and_held_positions():
+    """A padded prompt, a cache holding positions already, a rolling cache the pass overflows: as the modules."""
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS["tiny"]
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    s1, s2, stamp = inputs_for(config, 2, 9)
+    layers = config["n_layers"] + 1
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[0, :3] = 0
+
+    def held(cache):  # 4 positions already (the new queries are the last keys: no longer the kernel's causal case)
+        module_prompt_pass(model, s1[:, :4], s2[:, :4], stamp[:, :4], None, cache)
+        return cache
+
+    cases = [
+        ("padded", (s1, s2, stamp, mask), lambda: KronosCache(layers, 16)),
+        ("cache holds positions", (s1[:, 4:], s2[:, 4:], stamp[:, 4:], None), lambda: held(KronosCache(layers, 16))),
+        ("padded, cache holds positions", (s1[:, 4:], s2[:, 4:], stamp[:, 4:], mask), lambda: held(KronosCache(layers, 16))),
+        ("rolling cache overflows", (s1, s2, stamp, None), lambda: KronosCache(layers, 7, rolling=True)),
+    ]
+    prompt_pass = KronosFastSteps.prompt_pass(model)
+    for label, args, new_cache in cases:
+        caches = [new_cache(), new_cache()]
+        fast, modules = _prompt_passes(model, prompt_pass, *args, caches)
+        # measured at most 1.4e-6 apart on values up to about 4.5 (the three configs, five seeds each)
+        torch.testing.assert_close(fast, modules, rtol=0, atol=4e-6, msg=label)
+        for a, b in zip(caches[0].layers, caches[1].layers):
+            assert (a.length, a.cumulative_length) == (b.length, b.cumulative_length), label
+            for x, y in zip(a.read(), b.read()):
+                torch.testing.assert_close(x, y, rtol=0, atol=4e-6, msg=label)
+
+
+def test_fast_prompt_only_for_plain_models_with_sdpa(monkeypatch):
+    """Eager attention, a model that is not plain: the modules' own pass, bitwise theirs."""
+    torch.manual_seed(0)
+    config = TINY_MODEL_CONFIGS["tiny"]
+    s1, s2, stamp = inputs_for(config, 2, 9)
+    eager = KronosForTokenPrediction(KronosConfig(**config, attn_implementation="eager")).eval()
+    prompt_pass = KronosFastSteps.prompt_pass(eager)
+    assert not prompt_pass.applies(KronosCache(config["n_layers"] + 1, 16))
+    caches = [KronosCache(config["n_layers"] + 1, 16) for _ in range(2)]
+    fast, modules = _prompt_passes(eager, prompt_pass, s1, s2, stamp, None, caches)
+    assert torch.equal(fast, modules)
+    assert all(torch.equal(x, y) for a, b in zip(*(c.layers for c in caches)) for x, y in zip(a.read(), b.read()))
+    model = KronosForTokenPrediction(KronosConfig(**config)).eval()
+    hook = model.register_forward_hook(lambda *args: None)  # not a plain model: the modules' pass
+    assert not isinstance(KronosFastSteps.prompt_pass(model), KronosFastPrompt)
+    hook.remove()
+    assert isinstance(KronosFastSteps.prompt_pass(model), KronosFastPrompt)

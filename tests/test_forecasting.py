@@ -24,7 +24,7 @@ from transformers_kronos.demo import load_demo
 from transformers_kronos.forecasting import FEATURE_COLUMNS, quantile_column
 from transformers_kronos.fast_decoding import KronosFastSteps
 from transformers_kronos.generation_kronos import KronosStaticSteps
-from transformers_kronos.modeling_kronos import sample_tokens
+from transformers_kronos.modeling_kronos import KronosHierarchicalEmbedding, sample_tokens
 
 MODEL_CONFIG = TINY_MODEL_CONFIGS["tiny"]
 TOKENIZER_CONFIG = TINY_TOKENIZER_CONFIGS["tiny"]
@@ -460,13 +460,15 @@ def test_rolling_mode(forecaster, monkeypatch):
     pd.testing.assert_frame_equal(exact, rolling)
 
     passes = []
-    backbone = KronosForTokenPrediction.backbone
+    # every pass of several positions embeds its tokens through the module, whether it runs the backbone's modules
+    # or the fast prompt pass (the fast decoding steps look the embeddings up themselves)
+    embed = KronosHierarchicalEmbedding.forward
 
     def spy(self, s1_ids, *args, **kwargs):
         passes.append(s1_ids.shape[1])
-        return backbone(self, s1_ids, *args, **kwargs)
+        return embed(self, s1_ids, *args, **kwargs)
 
-    monkeypatch.setattr(KronosForTokenPrediction, "backbone", spy)
+    monkeypatch.setattr(KronosHierarchicalEmbedding, "forward", spy)
     forecaster.max_context = 32
     # 30 candles of context, 10 forecast: the steps that feed positions 33 to 39 find the window full
     for sample_count in (1, 2):

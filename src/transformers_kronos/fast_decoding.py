@@ -16,6 +16,10 @@ then cost as much as the arithmetic:
   dependency layer's key/value projections each run as one product over their weights stacked in one tensor, which
   the parameters become slices of ([`stacked_parameters`]: their names, values and checkpoints do not change).
 
+The prompt's pass through the backbone ([`KronosFastPrompt`], what [`KronosFastSteps.prompt_pass`] gives a plain
+model) runs hundreds of positions per product, so BLAS is already efficient there; it applies the same stacked
+products, norms and joint rotation of queries and keys, and calls the modules' attention kernel directly.
+
 Every output is still one dot product over all input features, so the logits agree with the modules' to float32
 rounding (the kernels may sum in different orders, and the norms take their sum of squares another way);
 tests/test_fast_decoding.py checks it. The modelling file does not import this module.
@@ -27,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .generation_kronos import KronosModuleSteps, KronosPathCache, shared_prompt_attention
+from .generation_kronos import KronosCache, KronosModuleSteps, KronosPathCache, module_prompt_pass, shared_prompt_attention
 from .modeling_kronos import (
     KronosAttention,
     KronosDependencyAwareLayer,
@@ -45,7 +49,7 @@ from .modeling_kronos import (
     eager_attention_forward,
 )
 
-__all__ = ["KronosFastSteps", "MAX_FAST_ROWS", "few_row_linear", "few_row_views", "stacked_parameters"]
+__all__ = ["KronosFastPrompt", "KronosFastSteps", "MAX_FAST_ROWS", "few_row_linear", "few_row_views", "stacked_parameters"]
 
 # from 8 rows on, BLAS's own kernels are as fast
 MAX_FAST_ROWS = 4
@@ -218,6 +222,11 @@ class KronosFastSteps(KronosModuleSteps):
                 return False
         return True
 
+    @classmethod
+    def prompt_pass(cls, model: nn.Module):
+        """[`KronosFastPrompt`] for a plain model (see [`supports`]), else the modules' pass."""
+        return KronosFastPrompt(model) if cls.supports(model) else super().prompt_pass(model)
+
     def __init__(self, model: nn.Module, stamps: torch.Tensor):
         super().__init__(model, stamps)
         fast = stamps.shape[0] <= MAX_FAST_ROWS
@@ -347,3 +356,79 @@ class _Block:
         out = steps.attend(query, key, value, attention_mask, cache, self.layer_idx, self.scaling, True)
         hidden_states = hidden_states + self.out(out)
         return self._ffn(hidden_states, self.norm2(hidden_states))
+
+
+class KronosFastPrompt:
+    """
+    A prompt through a plain float32 predictor on CPU ([`KronosFastSteps.prompt_pass`]): the modules' arithmetic
+    with the weights looked up once and fewer, larger operations (see [`KronosFastPrompt.__call__`]). Models with
+    eager attention go through the modules.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.blocks = [_PromptBlock(block) for block in model.transformer]
+        self.norm = _Norm(model.norm, True)
+        dep = model.dep_layer.cross_attn
+        self.dep_kv = _Linear.stacked([dep.k_proj, dep.v_proj], False)
+        self.dep_idx, self.dep_heads = dep.layer_idx, dep.n_heads
+        # the kernel F.scaled_dot_product_attention runs for a causal float32 pass on CPU
+        self.sdpa = (model.config._attn_implementation or "sdpa") == "sdpa"
+
+    def applies(self, cache) -> bool:
+        """Whether [`__call__`] computes a pass into `cache` (a [`KronosCache`], with sdpa attention) itself."""
+        return self.sdpa and isinstance(cache, KronosCache)
+
+    def __call__(self, s1_ids, s2_ids, stamp, attention_mask, cache: KronosCache) -> torch.Tensor:
+        """
+        New positions `(batch, len)` through the backbone into `cache`, as [`module_prompt_pass`] → the context
+        `(batch, len, d_model)`. To float32 rounding the same numbers (the stacked products may sum in another order,
+        the norms take their sum of squares another way); tests/test_fast_decoding.py compares them.
+        """
+        batch, length = s1_ids.shape
+        if not self.applies(cache):
+            return module_prompt_pass(self.model, s1_ids, s2_ids, stamp, attention_mask, cache)
+        model = self.model
+        hidden_states = model.embedding(s1_ids, s2_ids)
+        if stamp is not None:
+            hidden_states = hidden_states + model.time_emb(stamp)
+        positions = torch.arange(cache.seen_tokens, cache.seen_tokens + length, device=hidden_states.device)
+        # (len, 1, 1, head_dim): broadcast over (batch, len, 2, heads, head_dim), queries and keys together
+        rotary = [t.view(length, 1, 1, -1) for t in model.rotary_emb(positions, hidden_states.dtype)]
+        for block in self.blocks:
+            hidden_states = block(hidden_states, rotary, attention_mask, cache)
+        context = self.norm(hidden_states)
+        parts = self.dep_kv(context).view(batch, length, 2, self.dep_heads, -1)
+        key, value = parts.transpose(1, 3).unbind(2)
+        cache.update(key, value, self.dep_idx)
+        return context
+
+
+class _PromptBlock:
+    """One transformer block's weights, for [`KronosFastPrompt`]."""
+
+    def __init__(self, block: KronosTransformerBlock):
+        attn, ffn = block.self_attn, block.ffn
+        self.norm1, self.norm2 = _Norm(block.norm1, True), _Norm(block.norm2, True)
+        self.qkv = _Linear.stacked([attn.q_proj, attn.k_proj, attn.v_proj], False)
+        self.w13 = _Linear.stacked([ffn.w1, ffn.w3], False)
+        self.out, self.w2 = _Linear(attn.out_proj, False), _Linear(ffn.w2, False)
+        self.layer_idx, self.heads, self.scaling = attn.layer_idx, attn.n_heads, attn.scaling
+
+    def _attention(self, hidden_states: torch.Tensor, rotary, attention_mask, cache: KronosCache) -> torch.Tensor:
+        """The attention's output `(batch, len, d_model)` before its projection (the projections die with this call)."""
+        batch, length, d_model = hidden_states.shape
+        parts = self.qkv(self.norm1(hidden_states)).view(batch, length, 3, self.heads, -1)
+        query, key = _rotate(parts[:, :, :2], *rotary).transpose(1, 3).unbind(2)
+        key, value = cache.update(key, parts[:, :, 2].transpose(1, 2), self.layer_idx)
+        # what the modules' sdpa attention computes: on CPU the same flash kernel, causal or with the same mask
+        mask, is_causal = build_attention_mask(attention_mask, length, key.shape[-2], causal=True)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=is_causal, scale=self.scaling)
+        # the kernel lays its output out query-major: (batch, len, heads, head_dim) is a view
+        return out.transpose(1, 2).reshape(batch, length, d_model)
+
+    def __call__(self, hidden_states: torch.Tensor, rotary, attention_mask, cache: KronosCache) -> torch.Tensor:
+        # in-place operations on fresh products: the same values, with fewer large temporaries
+        hidden_states = self.out(self._attention(hidden_states, rotary, attention_mask, cache)).add_(hidden_states)
+        gate, up = self.w13(self.norm2(hidden_states)).view(*hidden_states.shape[:-1], 2, -1).unbind(2)
+        return self.w2(F.silu(gate).mul_(up)).add_(hidden_states)

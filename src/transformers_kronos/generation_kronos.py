@@ -8,6 +8,7 @@ Several sample paths of one series share their prompt's entries ([`KronosPathCac
 This file imports only ``torch``, ``transformers`` and its siblings, so it ships as remote code.
 """
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ __all__ = [
     "filter_logits",
     "generate",
     "make_plan",
+    "module_prompt_pass",
     "sample_tokens",
     "shared_prompt_attention",
     "static_step",
@@ -550,6 +552,16 @@ class KronosModuleSteps:
         self.model = model
         self.stamps = stamps
 
+    @classmethod
+    def prompt_pass(cls, model) -> Callable:
+        """
+        What runs a prompt through the predictor, made once per [`generate`]: a function `(s1_ids, s2_ids, stamp,
+        attention_mask, cache)` of new positions `(batch, len)` (stamps `(batch, len, 5)`, mask `(batch, k_len)`)
+        that writes their keys and values to `cache`, the dependency layer's included, and returns their context
+        `(batch, len, d_model)`. Here [`module_prompt_pass`], through the modules.
+        """
+        return functools.partial(module_prompt_pass, model)
+
     def s1_logits(self, last: torch.Tensor) -> torch.Tensor:
         """`last` `(rows, 1, d_model)`, the newest position's context → next-s1 logits `(rows, 2**s1_bits)`."""
         return self.model.head(last[:, -1])
@@ -574,6 +586,13 @@ class KronosModuleSteps:
         last = model.backbone(s1_ids, s2_ids, self.stamps[:, index : index + 1], attention_mask, cache)
         model.dep_layer.cache_context(last, cache)
         return last
+
+
+def module_prompt_pass(model, s1_ids, s2_ids, stamp, attention_mask, cache) -> torch.Tensor:
+    """[`KronosModuleSteps.prompt_pass`] through the modules: the backbone, then the dependency layer's cache."""
+    context = model.backbone(s1_ids, s2_ids, stamp, attention_mask, cache)
+    model.dep_layer.cache_context(context, cache)
+    return context
 
 
 def static_step(model, s1_ids, s2_ids, stamp, position, attention_mask, cache) -> torch.Tensor:
@@ -685,12 +704,13 @@ class _Tokens:
                 self.mask = self.mask.repeat_interleave(paths, dim=0)
 
 
-def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids, shared: bool, static: bool = False):
+def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids, shared: bool, static: bool = False, prompt_pass=None):
     """
     The prompt's last window through the model once per series, a few series per pass (a whole batch's activations
-    would outweigh the cache itself). Returns `(cache, last)`: the cache ready for the paths and the last position's
-    context `(rows, 1, d_model)`.
+    would outweigh the cache itself), by `prompt_pass` ([`KronosModuleSteps.prompt_pass`]; the modules by default).
+    Returns `(cache, last)`: the cache ready for the paths and the last position's context `(rows, 1, d_model)`.
     """
+    prompt_pass = prompt_pass or KronosModuleSteps.prompt_pass(model)
     num_layers, device = model.config.n_layers + 1, tokens.s1.device
     # a static cache has the same shape for every prompt: `max_context` positions
     size = plan.window if shared else plan.max_context if static else plan.capacity
@@ -708,14 +728,13 @@ def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids,
             part = cache.row_view(rows)
         else:
             part = KronosCache(num_layers, plan.window)
-        context = model.backbone(
+        context = prompt_pass(
             s1_ids[rows, plan.start :].to(device),
             s2_ids[rows, plan.start :].to(device),
             tokens.stamp[rows, plan.start : plan.prompt_len],
             prompt_mask[rows] if prompt_mask is not None else None,
             part,
         )
-        model.dep_layer.cache_context(context, part)
         if part is not cache:
             cache.write_rows(rows, plan.batch, part)
         last.append(context[:, -1:])
@@ -762,9 +781,11 @@ def generate(
     # a rolling cache drops prompt positions path by path, so it keeps the prompt repeated per path
     static = getattr(steps_class, "static_cache", False)
     shared = plan.sample_count > 1 and plan.sliding == "exact" and not model.training and model._share_prompt_across_paths
-    cache, last = _encode_prompt(model, plan, tokens, s1_ids, s2_ids, shared and not static, static)
+    steps_class = steps_class or KronosModuleSteps
+    prompt_pass = steps_class.prompt_pass(model)
+    cache, last = _encode_prompt(model, plan, tokens, s1_ids, s2_ids, shared and not static, static, prompt_pass)
     tokens.repeat_for_paths(plan.sample_count)
-    steps = (steps_class or KronosModuleSteps)(model, tokens.stamp)
+    steps = steps_class(model, tokens.stamp)
     context = None  # the re-encoded window, once the cache is given up (exact sliding)
     length = plan.prompt_len
     for step in range(plan.pred_len):
