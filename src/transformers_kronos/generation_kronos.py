@@ -582,10 +582,7 @@ class KronosModuleSteps:
         included); `attention_mask` `(rows, k_len)` covers the held and new positions. Returns the new position's
         context `(rows, 1, d_model)`.
         """
-        model = self.model
-        last = model.backbone(s1_ids, s2_ids, self.stamps[:, index : index + 1], attention_mask, cache)
-        model.dep_layer.cache_context(last, cache)
-        return last
+        return module_prompt_pass(self.model, s1_ids, s2_ids, self.stamps[:, index : index + 1], attention_mask, cache)
 
 
 def module_prompt_pass(model, s1_ids, s2_ids, stamp, attention_mask, cache) -> torch.Tensor:
