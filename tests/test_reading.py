@@ -228,6 +228,10 @@ AMBIGUOUS = {
     "no time": ("when,open,high,low,close\n2024-01-02,1,2,0.5,1\n", "no timestamp column"),
     "no close": ("date,open,high,low,Adj Close\n2024-01-02,1,2,0.5,1\n", "missing column(s) close"),
     "yfinance several tickers": ("Price,Close,Close\nTicker,AAPL,MSFT\nDate,,\n2024-01-02,1,2\n", "several tickers"),
+    # pandas reads a repeated name as `close, close.1`; the second would have been ignored without a word
+    "repeated name": ("date,open,high,low,close,close\n2024-01-02,1,2,0.5,1,9\n", "column(s) close appear more than once"),
+    "repeated name, other separator": ("date;close;open;high;low;close\n2024-01-02;1;1;2;0.5;9\n",
+                                       "column(s) close appear more than once"),
     "text price": ("date,open,high,low,close\n2024-01-02,1,2,0.5,1\n2024-01-03,1,2,zero,1\n",
                    "column 'low' is not a number ('zero') in data row 2"),
     "decimal comma": ("date;open;high;low;close\n2024-01-02;1,5;2;0,5;1\n", "column 'open' is not a number ('1,5')"),
@@ -247,7 +251,7 @@ def test_ambiguity_and_bad_files_are_one_line(case, tmp_path):
         read_klines(path)
     assert isinstance(info.value, ValueError)
     assert message in str(info.value) and "\n" not in str(info.value)
-    assert str(info.value).startswith(str(path))
+    assert str(info.value).startswith(str(path)) and str(info.value).count(str(path)) == 1, str(info.value)
 
 
 def test_overrides_resolve_ambiguity(tmp_path):

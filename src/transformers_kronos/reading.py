@@ -234,6 +234,14 @@ def _yfinance_header(lines, sep):
     return rows[2][0].strip() or TIMESTAMP_COLUMN, tickers
 
 
+def _check_unique(names, where):
+    """Fail when a column name appears more than once."""
+    names = pd.Index(names)
+    if names.duplicated().any():
+        repeated = sorted({str(c) for c in names[names.duplicated()]})
+        _fail(where, f"column(s) {', '.join(repeated)} appear more than once")
+
+
 def _read_csv(path, where):
     raw = Path(path).read_bytes()
     text = _decode(raw, where)
@@ -242,13 +250,15 @@ def _read_csv(path, where):
     lines = text.splitlines()
     sep = _separator(lines[0])
     yfinance = _yfinance_header(lines, sep)
+    if yfinance is not None and yfinance[0] == "several":
+        _fail(where, f"yfinance file with several tickers ({', '.join(yfinance[1])}); download one ticker per file, "
+                     "or stack them into a long table with an id column")
+    # pandas renames a repeated name (`close, close` → `close, close.1`), which would hide it
+    _check_unique([name for name in next(csv.reader(lines[:1], delimiter=sep), []) if name.strip()], where)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas' DtypeWarning on mixed columns: the values are checked later
             if yfinance is not None:
-                if yfinance[0] == "several":
-                    _fail(where, f"yfinance file with several tickers ({', '.join(yfinance[1])}); download one ticker "
-                                 "per file, or stack them into a long table with an id column")
                 frame = pd.read_csv(io.StringIO(text), sep=sep, header=0, skiprows=[1, 2])
                 frame = frame.rename(columns={frame.columns[0]: yfinance[0]})
             else:
@@ -394,10 +404,8 @@ def _order(frame, id_column, where):
 def _klines_of(frame, id_column, timestamp_column, overrides, where):
     """The standard layout of one table (see [`read_klines`])."""
     frame = _with_index_as_column(frame)
-    if frame.columns.duplicated().any():
-        repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-        _fail(where, f"column(s) {', '.join(repeated)} appear more than once")
     frame.columns = [str(c) for c in frame.columns]
+    _check_unique(frame.columns, where)
     id_name = None
     if id_column is not None:
         id_name = _find_column(frame, id_column, "--id-column", where)
