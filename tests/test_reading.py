@@ -281,6 +281,19 @@ def test_separators_and_tz_offsets(tmp_path):
     pd.testing.assert_frame_equal(read_klines(tmp_path / "cn.csv"), data)
 
 
+
+def test_mixed_utc_offsets_in_an_unnamed_index_are_named_as_such(tmp_path):
+    """pandas' `to_csv` of a frame indexed in New York time writes -05:00 and -04:00 across a daylight-saving change;
+    the unnamed first column is still the time column, refused for its offsets rather than reported missing."""
+    frame = goog().loc["2012-10-01":"2012-11-30"]
+    frame.index = frame.index.tz_localize("America/New_York")
+    frame.to_csv(tmp_path / "ny.csv")
+    with pytest.raises(KlineReadError, match="the timestamps mix UTC offsets"):
+        read_klines(tmp_path / "ny.csv")
+    # one offset throughout (October only): read as the wall-clock time written
+    frame.loc[:"2012-10-31"].to_csv(tmp_path / "october.csv")
+    pd.testing.assert_frame_equal(read_klines(tmp_path / "october.csv"), expected(frame.loc[:"2012-10-31"]))
+
 def test_check_series_reasons():
     data = expected(goog().iloc[:40])
     assert check_series(data, 16)[0].shape == (40, 5)

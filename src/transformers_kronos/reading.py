@@ -189,10 +189,13 @@ def _parses_as_dates(values):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            stamps = _parse_text_timestamps(values.astype("string"))
+            text = values.astype("string")
+            stamps = _parse_text_timestamps(text)
+            if stamps is None:  # dates with mixed UTC offsets: still the time column, which parse_timestamps refuses
+                stamps = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
     except Exception:  # noqa: BLE001 - any failure means "not dates"
         return False
-    return stamps is not None and not stamps.isna().any()
+    return not stamps.isna().any()
 
 
 # --------------------------------------------------------------------------------------------------------------------
