@@ -192,7 +192,8 @@ def _check_options(series, targets, quantiles, metrics):
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
     if "coverage_80" in metrics and not set(COVERAGE_LEVELS) <= set(quantiles):
-        raise ValueError(f"coverage_80 needs the quantile levels 0.1 and 0.9, got {', '.join(map(str, quantiles))}")
+        raise ValueError(f"coverage_80 needs the quantile levels 0.1 and 0.9, got {', '.join(map(str, quantiles))}; "
+                         "add them, or leave coverage_80 out of the metrics")
     return targets, quantiles, metrics
 
 
