@@ -217,6 +217,24 @@ def test_long_table_and_folder(tmp_path):
     assert list(read_klines(folder, id_column="symbol").columns)[0] == "symbol"
 
 
+
+def test_a_list_of_files_names_each_series_once(tmp_path):
+    """A list of files is read as a folder holding only them: two files of one name would be one series, their
+    candles interleaved, so they are refused as in a folder; a folder or nothing in the list is named as such."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    goog().iloc[:40].to_csv(tmp_path / "a" / "GOOG.csv")
+    goog().iloc[40:80].to_csv(tmp_path / "b" / "GOOG.csv")
+    eurusd().iloc[:30].to_parquet(tmp_path / "b" / "EURUSD.parquet")
+    frame = read_klines([tmp_path / "a" / "GOOG.csv", tmp_path / "b" / "EURUSD.parquet"])
+    assert frame.groupby("series_id").size().to_dict() == {"EURUSD": 30, "GOOG": 40}
+    with pytest.raises(KlineReadError, match="two files are named 'GOOG'"):
+        read_klines([tmp_path / "a" / "GOOG.csv", tmp_path / "b" / "GOOG.csv"])
+    with pytest.raises(KlineReadError, match="is a folder, not a file"):
+        read_klines([tmp_path / "a"])
+    with pytest.raises(KlineReadError, match="empty list of files"):
+        read_klines([])
+
 AMBIGUOUS = {
     "two time columns": ("date,time,open,high,low,close\n2024-01-02,09:30,1,2,0.5,1\n",
                          "several columns could be the timestamps ('date', 'time'); pass --timestamp-column"),

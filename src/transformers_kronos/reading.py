@@ -452,10 +452,17 @@ def kline_files(folder) -> list:
                    if p.is_file() and p.suffix.lower() in FILE_SUFFIXES and not p.name.startswith("."))
     if not files:
         _fail(str(folder), "the folder holds no .csv, .parquet or .pq file")
+    _check_stems(files, str(folder))
+    return files
+
+
+def _check_stems(files, where):
+    """Fail when two files share a name without its extension: their series would have one id."""
     stems = pd.Series([p.stem for p in files])
     if stems.duplicated().any():
-        _fail(str(folder), f"two files are named {stems[stems.duplicated()].iloc[0]!r} (one id per file name)")
-    return files
+        stem = stems[stems.duplicated()].iloc[0]
+        named = [str(files[i]) for i in np.flatnonzero((stems == stem).to_numpy())[:2]]
+        _fail(where, f"two files are named {stem!r} ({', '.join(named)}; one id per file name)")
 
 
 def read_klines(source, *, id_column=None, timestamp_column=None, columns=None):
@@ -486,8 +493,12 @@ def read_klines(source, *, id_column=None, timestamp_column=None, columns=None):
     overrides = _overrides(columns)
     if isinstance(source, pd.DataFrame):
         return _klines_of(source.copy(), id_column, timestamp_column, overrides, "")
-    if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
-        return _read_files([Path(s).expanduser() for s in source], id_column, timestamp_column, overrides)
+    if isinstance(source, (list, tuple)) and all(isinstance(s, (str, os.PathLike)) for s in source):
+        if not source:
+            _fail("", "`source` is an empty list of files")
+        files = [Path(s).expanduser() for s in source]
+        _check_stems(files, "")
+        return _read_files(files, id_column, timestamp_column, overrides)
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"`source` must be a path, a list of paths or a pandas DataFrame, got {type(source).__name__}")
     path = Path(source).expanduser()
@@ -504,7 +515,7 @@ def _read_files(files, id_column, timestamp_column, overrides):
     parts = []
     for file in files:
         if not file.is_file():
-            _fail(str(file), "no such file")
+            _fail(str(file), "is a folder, not a file" if file.is_dir() else "no such file")
         frame = _read_file(file, str(file))
         has_ids = any(_normalise(c) == _normalise(name) for c in map(str, frame.columns))
         klines = _klines_of(frame, name if has_ids else None, timestamp_column, overrides, str(file))
