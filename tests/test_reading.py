@@ -281,6 +281,8 @@ def test_overrides_resolve_ambiguity(tmp_path):
         read_klines(path, columns={"price": "close"})
     with pytest.raises(KlineReadError, match="--timestamp-column 'stamp' is not a column"):
         read_klines(path, timestamp_column="stamp")
+    with pytest.raises(KlineReadError, match="--columns close='Last' is not a column"):
+        read_klines(path, timestamp_column="date", columns={"close": "Last"})
     with pytest.raises(KlineReadError, match="no such file"):
         read_klines(tmp_path / "missing.csv")
     with pytest.raises(TypeError):
@@ -327,6 +329,11 @@ def test_check_series_reasons():
     # an optional column that is empty throughout (a folder where only some files have it) is dropped
     values, _ = check_series(data.assign(amount=np.nan), 1)
     assert "amount" not in values.columns
+    # a frame in another layout is named as such (it was a KeyError)
+    with pytest.raises(KlineReadError, match="lacks the column\\(s\\) timestamps, close of read_klines' layout"):
+        check_series(data.rename(columns={"timestamps": "date", "close": "Close"}))
+    with pytest.raises(TypeError, match="must be a pandas DataFrame"):
+        check_series(data.to_numpy())
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -297,9 +297,10 @@ def _find_column(frame, name, what, where):
     matches = [c for c in frame.columns if _normalise(c) == _normalise(name)]
     if len(matches) == 1:
         return matches[0]
+    named = f"{what}{name!r}" if what.endswith("=") else f"{what} {name!r}"
     if matches:
-        _fail(where, f"{what} {name!r} matches several columns ({', '.join(map(str, matches))})")
-    _fail(where, f"{what} {name!r} is not a column; the columns are {', '.join(map(str, frame.columns))}")
+        _fail(where, f"{named} matches several columns ({', '.join(map(str, matches))})")
+    _fail(where, f"{named} is not a column; the columns are {', '.join(map(str, frame.columns))}")
 
 
 def _with_index_as_column(frame):
@@ -551,6 +552,11 @@ def check_series(frame, min_length=1):
         [`KlineReadError`] with a one-line reason: too short, repeated or decreasing timestamps, a missing or non-finite
         value (with its candle's timestamp), a high below the open or close or a low above them.
     """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"`frame` must be a pandas DataFrame as read_klines returns it, got {type(frame).__name__}")
+    missing = [c for c in (TIMESTAMP_COLUMN, *PRICE_FIELDS) if c not in frame.columns]
+    if missing:
+        _fail("", f"the frame lacks the column(s) {', '.join(missing)} of read_klines' layout; read it with read_klines")
     stamps = frame[TIMESTAMP_COLUMN].reset_index(drop=True)
     values = frame[[f for f in FIELDS if f in frame.columns]].reset_index(drop=True).astype(np.float64)
     for field in OPTIONAL_FIELDS:
