@@ -370,6 +370,7 @@ def small_csv(tmp_path_factory, daily):
         (["--metrics", "mae,sharpe"], "unknown metric(s) ['sharpe']"),
         (["--id-column", "ticker"], "--id-column 'ticker' is not a column"),
         (["--lookback", "2"], "--lookback: must be at least 3"),
+        (["--temperature", "1e-9"], "--temperature: must be at least 1e-06 (for greedy decoding, use --top-k 1)"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(flags, message, small_csv, tmp_path, capsys):
