@@ -80,6 +80,21 @@ def test_origin_positions_count_back_from_the_end():
         origin_positions(7, 5, 3, 1, 3)
 
 
+
+def test_unordered_timestamps_name_the_row_and_a_long_table_without_its_id(daily, forecaster):
+    """A long table passed without `id_column` repeats timestamps across series: the error says so and names the
+    fix (it said only "timestamps are not strictly increasing"); a decreasing timestamp is named with its row."""
+    kwargs = dict(lookback=30, pred_len=3, windows=1, samples=1, verbose=False)
+    two = daily[daily["symbol"].isin(["SPX", "GOOG"])].groupby("symbol").tail(40).drop(columns="symbol")
+    with pytest.raises(ValueError, match=r"\(row 2\) is repeated; a long table of several series needs `id_column`"):
+        backtest(forecaster, two.sort_values("timestamps", kind="stable"), **kwargs)
+    goog = daily[daily["symbol"] == "GOOG"].tail(40).drop(columns="symbol").reset_index(drop=True)
+    swapped = goog.iloc[[0, 1, 3, 2, *range(4, 40)]]
+    with pytest.raises(ValueError, match=r"2013-01-07 00:00:00 \(row 4\) comes before the row before it$"):
+        backtest(forecaster, swapped, **kwargs)
+    with pytest.raises(ValueError, match="series 'GOOG': .* is repeated$"):  # no hint: the id column is given
+        backtest(forecaster, pd.concat([goog, goog.tail(1)]).assign(symbol="GOOG"), id_column="symbol", **kwargs)
+
 def test_window_seed_is_stable_across_processes():
     code = ("from transformers_kronos.evaluation import window_seed; "
             "print(window_seed(7, 'SPX', '2013-01-02'), window_seed(7, 3, '2013-01-02 10:00'))")
