@@ -8,6 +8,7 @@ run are recomputed from the files it wrote and the raw data, by the definitions 
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,22 @@ def test_unordered_timestamps_name_the_row_and_a_long_table_without_its_id(daily
         backtest(forecaster, swapped, **kwargs)
     with pytest.raises(ValueError, match="series 'GOOG': .* is repeated$"):  # no hint: the id column is given
         backtest(forecaster, pd.concat([goog, goog.tail(1)]).assign(symbol="GOOG"), id_column="symbol", **kwargs)
+
+
+def test_a_constant_series_reports_without_an_infinite_skill(daily, forecaster):
+    """On a constant series the naive forecast is exact (error 0), so skill against it is undefined: the report
+    draws no bar for it. It divided by zero, and matplotlib printed RuntimeWarnings over the command's output."""
+    flat = daily[daily["symbol"] == "GOOG"].tail(40).drop(columns="symbol").assign(open=5.0, high=5.0, low=5.0,
+                                                                                    close=5.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = backtest(forecaster, flat, lookback=30, pred_len=3, windows=2, samples=2, verbose=False)
+        result.figure.canvas.draw()
+    naive = result.metrics.set_index("model").loc["naive"]
+    assert naive["mae"] == 0 and naive["crps"] == 0
+    skill_axis = next(ax for ax in result.figure.axes if ax.get_title().startswith("Skill"))
+    heights = [bar.get_height() for bar in skill_axis.patches]
+    assert heights and all(np.isnan(h) for h in heights)
 
 def test_window_seed_is_stable_across_processes():
     code = ("from transformers_kronos.evaluation import window_seed; "
