@@ -254,10 +254,6 @@ class KronosFastSteps(KronosModuleSteps):
         positions = torch.arange(stamps.shape[1], device=stamps.device)
         self.cos, self.signed_sin = model.rotary_emb(positions, self.emb_s1.dtype)
 
-    def _heads(self, hidden_states: torch.Tensor, heads: int) -> torch.Tensor:
-        """`(rows, 1, d)` → `(rows, heads, 1, d / heads)`, as `KronosAttention.split_heads`."""
-        return hidden_states.view(hidden_states.shape[0], 1, heads, self.d_model // heads).transpose(1, 2)
-
     def attend(self, query, key, value, attention_mask, cache, layer_idx: int, scaling: float, causal: bool) -> torch.Tensor:
         """The modules' attention for one query per row → `(rows, 1, d_model)` before the output projection."""
         if isinstance(cache, KronosPathCache):
@@ -274,18 +270,13 @@ class KronosFastSteps(KronosModuleSteps):
         return self.head_s1(last[:, -1])
 
     def s2_logits(self, last: torch.Tensor, s1_ids: torch.Tensor, cache=None, attention_mask=None, context=None) -> torch.Tensor:
-        query = self._heads(self.dep_q(F.embedding(s1_ids, self.emb_s1)), self.dep_heads)
+        query = _split_heads(self.dep_q(F.embedding(s1_ids, self.emb_s1)), self.dep_heads)
         if context is not None:
-            key, value = (self._heads_of(linear(context)) for linear in (self.dep_k, self.dep_v))
+            key, value = (_split_heads(linear(context), self.dep_heads) for linear in (self.dep_k, self.dep_v))
         else:
             key, value = cache.layers[self.dep_idx].read()
         out = self.attend(query, key, value, attention_mask, cache if context is None else None, self.dep_idx, self.dep_scaling, False)
         return self.head_s2(self.dep_norm(last + self.dep_out(out)))[:, -1]
-
-    def _heads_of(self, hidden_states):
-        """`(rows, len, d)` → `(rows, dep heads, len, d / heads)`."""
-        rows, length, _ = hidden_states.shape
-        return hidden_states.view(rows, length, self.dep_heads, -1).transpose(1, 2)
 
     def append(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, index: int, attention_mask, cache) -> torch.Tensor:
         tokens = [F.embedding(s1_ids, self.emb_s1) * self.scale, F.embedding(s2_ids, self.emb_s2) * self.scale]
@@ -302,10 +293,9 @@ class KronosFastSteps(KronosModuleSteps):
             hidden_states = layer(self, hidden_states, rotary, attention_mask, cache)
         last = self.norm(hidden_states)
         if self.dep_kv is None:
-            key, value = self._heads(self.dep_k(last), self.dep_heads), self._heads(self.dep_v(last), self.dep_heads)
+            key, value = _split_heads(self.dep_k(last), self.dep_heads), _split_heads(self.dep_v(last), self.dep_heads)
         else:
-            parts = self.dep_kv(last).view(last.shape[0], 1, 2, self.dep_heads, self.d_model // self.dep_heads)
-            key, value = parts.transpose(1, 3).unbind(2)
+            key, value = _keys_values(self.dep_kv(last), self.dep_heads)
         cache.update(key, value, self.dep_idx)
         return last
 
@@ -317,6 +307,30 @@ def _table(module: nn.Module) -> torch.Tensor:
 def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
     """`apply_rotary` in three operations instead of four (the product and sum fused)."""
     return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), signed_sin)
+
+
+def _split_heads(hidden_states: torch.Tensor, heads: int) -> torch.Tensor:
+    """`(rows, len, d)` → `(rows, heads, len, d / heads)`, a view, as `KronosAttention.split_heads`."""
+    rows, length, _ = hidden_states.shape
+    return hidden_states.view(rows, length, heads, -1).transpose(1, 2)
+
+
+def _rotated_qkv(qkv: torch.Tensor, heads: int, rotary) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    A stacked query/key/value product `(rows, len, 3 * d)` → rotated queries and keys, and values, each `(rows,
+    heads, len, d / heads)`. Queries and keys are rotated together (`rotary`, cos and signed sin, broadcast over
+    `(rows, len, 2, heads, d / heads)`): elementwise, so the same numbers as one at a time.
+    """
+    rows, length, _ = qkv.shape
+    parts = qkv.view(rows, length, 3, heads, -1)
+    query, key = _rotate(parts[:, :, :2], *rotary).transpose(1, 3).unbind(2)
+    return query, key, parts[:, :, 2].transpose(1, 2)
+
+
+def _keys_values(kv: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stacked key/value product `(rows, len, 2 * d)` → keys and values, each `(rows, heads, len, d / heads)`."""
+    rows, length, _ = kv.shape
+    return kv.view(rows, length, 2, heads, -1).transpose(1, 3).unbind(2)
 
 
 class _Block:
@@ -332,16 +346,12 @@ class _Block:
         self.w1, self.w3, self.w2 = (_Linear(m, fast) for m in (ffn.w1, ffn.w3, ffn.w2))
         self.layer_idx, self.heads, self.scaling = attn.layer_idx, attn.n_heads, attn.scaling
 
-    def _qkv(self, steps: "KronosFastSteps", normed: torch.Tensor, rotary):
+    def _qkv(self, normed: torch.Tensor, rotary):
         """Rotated queries and keys, and values, each `(rows, heads, 1, head_dim)`."""
         if self.qkv is None:
-            query, key, value = (steps._heads(linear(normed), self.heads) for linear in (self.q, self.k, self.v))
+            query, key, value = (_split_heads(linear(normed), self.heads) for linear in (self.q, self.k, self.v))
             return apply_rotary(query, *rotary), apply_rotary(key, *rotary), value
-        rows = normed.shape[0]
-        parts = self.qkv(normed).view(rows, 1, 3, self.heads, steps.d_model // self.heads)
-        # queries and keys rotated together: elementwise, so the same numbers as one at a time
-        query, key = _rotate(parts[:, :, :2], *rotary).transpose(1, 3).unbind(2)
-        return query, key, parts[:, :, 2].transpose(1, 2)
+        return _rotated_qkv(self.qkv(normed), self.heads, rotary)
 
     def _ffn(self, residual: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
         """`residual` plus the feed-forward of `normed`."""
@@ -351,7 +361,7 @@ class _Block:
         return self.w2.add_to(residual, F.silu(gate) * up)
 
     def __call__(self, steps: KronosFastSteps, hidden_states, rotary, attention_mask, cache):
-        query, key, value = self._qkv(steps, self.norm1(hidden_states), rotary)
+        query, key, value = self._qkv(self.norm1(hidden_states), rotary)
         key, value = cache.update(key, value, self.layer_idx)
         out = steps.attend(query, key, value, attention_mask, cache, self.layer_idx, self.scaling, True)
         hidden_states = hidden_states + self.out(out)
@@ -385,7 +395,7 @@ class KronosFastPrompt:
         `(batch, len, d_model)`. To float32 rounding the same numbers (the stacked products may sum in another order,
         the norms take their sum of squares another way); tests/test_fast_decoding.py compares them.
         """
-        batch, length = s1_ids.shape
+        length = s1_ids.shape[1]
         if not self.applies(cache):
             return module_prompt_pass(self.model, s1_ids, s2_ids, stamp, attention_mask, cache)
         model = self.model
@@ -398,9 +408,7 @@ class KronosFastPrompt:
         for block in self.blocks:
             hidden_states = block(hidden_states, rotary, attention_mask, cache)
         context = self.norm(hidden_states)
-        parts = self.dep_kv(context).view(batch, length, 2, self.dep_heads, -1)
-        key, value = parts.transpose(1, 3).unbind(2)
-        cache.update(key, value, self.dep_idx)
+        cache.update(*_keys_values(self.dep_kv(context), self.dep_heads), self.dep_idx)
         return context
 
 
@@ -418,9 +426,8 @@ class _PromptBlock:
     def _attention(self, hidden_states: torch.Tensor, rotary, attention_mask, cache: KronosCache) -> torch.Tensor:
         """The attention's output `(batch, len, d_model)` before its projection (the projections die with this call)."""
         batch, length, d_model = hidden_states.shape
-        parts = self.qkv(self.norm1(hidden_states)).view(batch, length, 3, self.heads, -1)
-        query, key = _rotate(parts[:, :, :2], *rotary).transpose(1, 3).unbind(2)
-        key, value = cache.update(key, parts[:, :, 2].transpose(1, 2), self.layer_idx)
+        query, key, value = _rotated_qkv(self.qkv(self.norm1(hidden_states)), self.heads, rotary)
+        key, value = cache.update(key, value, self.layer_idx)
         # what the modules' sdpa attention computes: on CPU the same flash kernel, causal or with the same mask
         mask, is_causal = build_attention_mask(attention_mask, length, key.shape[-2], causal=True)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=is_causal, scale=self.scaling)
