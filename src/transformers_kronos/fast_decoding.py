@@ -48,6 +48,7 @@ from .modeling_kronos import (
     build_attention_mask,
     eager_attention_forward,
 )
+from .utils import runs_forward_hooks
 
 __all__ = ["KronosFastPrompt", "KronosFastSteps", "MAX_FAST_ROWS", "few_row_linear", "few_row_views", "stacked_parameters"]
 
@@ -211,14 +212,8 @@ class KronosFastSteps(KronosModuleSteps):
         """
         if model.training or any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
             return False
-        if getattr(nn.modules.module, "_global_forward_hooks", None) or getattr(
-            nn.modules.module, "_global_forward_pre_hooks", None
-        ):
-            return False
         for module in model.modules():
-            if module is not model and type(module) not in cls._plain_types:
-                return False
-            if module._forward_hooks or module._forward_pre_hooks or getattr(module, "_hf_hook", None) is not None:
+            if (module is not model and type(module) not in cls._plain_types) or runs_forward_hooks(module):
                 return False
         return True
 
