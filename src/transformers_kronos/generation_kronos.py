@@ -336,8 +336,6 @@ class KronosPathCache(Cache):
         prompt_mask (`torch.Tensor` of shape `(series, prompt_len)`, *optional*): 1 = real, 0 = left padding.
     """
 
-    rolling = False
-
     def __init__(self, prompt: KronosCache, paths: int, max_new: int, prompt_mask: torch.Tensor | None = None):
         keep = None if prompt_mask is None else prompt_mask.to(torch.bool)[:, None, None, :]
         layers = [KronosSharedPromptLayer(*layer.read(), int(paths), int(max_new), keep) for layer in prompt.layers]
@@ -585,14 +583,29 @@ class KronosModuleSteps:
         return module_prompt_pass(self.model, s1_ids, s2_ids, self.stamps[:, index : index + 1], attention_mask, cache)
 
 
-def module_prompt_pass(model, s1_ids, s2_ids, stamp, attention_mask, cache) -> torch.Tensor:
+def module_prompt_pass(
+    model: torch.nn.Module,
+    s1_ids: torch.Tensor,
+    s2_ids: torch.Tensor,
+    stamp: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    cache: Cache,
+) -> torch.Tensor:
     """[`KronosModuleSteps.prompt_pass`] through the modules: the backbone, then the dependency layer's cache."""
     context = model.backbone(s1_ids, s2_ids, stamp, attention_mask, cache)
     model.dep_layer.cache_context(context, cache)
     return context
 
 
-def static_step(model, s1_ids, s2_ids, stamp, position, attention_mask, cache) -> torch.Tensor:
+def static_step(
+    model: torch.nn.Module,
+    s1_ids: torch.Tensor,
+    s2_ids: torch.Tensor,
+    stamp: torch.Tensor,
+    position: torch.Tensor,
+    attention_mask: torch.Tensor,
+    cache: KronosStaticCache,
+) -> torch.Tensor:
     """
     One position `(rows, 1)` with its calendar features `stamp` `(rows, 1, 5)` through the backbone and into the
     dependency layer's cache, over a [`KronosStaticCache`]. The rotary `position` `(1,)` and the slot mask
@@ -701,13 +714,13 @@ class _Tokens:
                 self.mask = self.mask.repeat_interleave(paths, dim=0)
 
 
-def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids, shared: bool, static: bool = False, prompt_pass=None):
+def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids, prompt_pass: Callable, shared: bool, static: bool):
     """
     The prompt's last window through the model once per series, a few series per pass (a whole batch's activations
-    would outweigh the cache itself), by `prompt_pass` ([`KronosModuleSteps.prompt_pass`]; the modules by default).
-    Returns `(cache, last)`: the cache ready for the paths and the last position's context `(rows, 1, d_model)`.
+    would outweigh the cache itself), by `prompt_pass` ([`KronosModuleSteps.prompt_pass`]). Returns `(cache, last)`:
+    the cache ready for the paths (a [`KronosPathCache`] when `shared`, preallocated for `max_context` positions
+    when `static`) and the last position's context `(rows, 1, d_model)`.
     """
-    prompt_pass = prompt_pass or KronosModuleSteps.prompt_pass(model)
     num_layers, device = model.config.n_layers + 1, tokens.s1.device
     # a static cache has the same shape for every prompt: `max_context` positions
     size = plan.window if shared else plan.max_context if static else plan.capacity
@@ -775,12 +788,15 @@ def generate(
     device = execution_device(model.embedding)
     sampling = sampling or {}
     tokens = _Tokens(plan, s1_ids, s2_ids, stamp, future_stamp, attention_mask, device)
-    # a rolling cache drops prompt positions path by path, so it keeps the prompt repeated per path
-    static = getattr(steps_class, "static_cache", False)
-    shared = plan.sample_count > 1 and plan.sliding == "exact" and not model.training and model._share_prompt_across_paths
     steps_class = steps_class or KronosModuleSteps
-    prompt_pass = steps_class.prompt_pass(model)
-    cache, last = _encode_prompt(model, plan, tokens, s1_ids, s2_ids, shared and not static, static, prompt_pass)
+    static = getattr(steps_class, "static_cache", False)
+    # the paths share the prompt's cache entries unless a rolling cache drops prompt positions path by path, or a
+    # static cache needs every row of the same shape
+    shared = (
+        plan.sample_count > 1 and plan.sliding == "exact" and not static and not model.training
+        and model._share_prompt_across_paths
+    )
+    cache, last = _encode_prompt(model, plan, tokens, s1_ids, s2_ids, steps_class.prompt_pass(model), shared, static)
     tokens.repeat_for_paths(plan.sample_count)
     steps = steps_class(model, tokens.stamp)
     context = None  # the re-encoded window, once the cache is given up (exact sliding)
