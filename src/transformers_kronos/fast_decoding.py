@@ -1,18 +1,18 @@
 # Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
 """A faster decoding step for plain Kronos predictors on CPU, selected by [`KronosForecaster`].
 
-A decoding step applies ~60 weight matrices and ~300 small operations to one position per path. On CPU two things
-then cost as much as the arithmetic:
+A decoding step applies ~60 weight matrices and ~300 small operations to one position per path. On CPU what
+surrounds the arithmetic then costs as much as the arithmetic itself, and [`KronosFastSteps`] trims it:
 
-- going through the modules (calls, hook checks, re-deriving views of the weights): [`KronosFastSteps`] looks the
-  weights up once per forecast and runs the modules' own arithmetic, with the same functions in the same order;
+- going through the modules (calls, hook checks, re-deriving views of the weights): it looks the weights up once
+  per forecast and runs the modules' own arithmetic, with the same functions in the same order;
 - BLAS's matrix-vector kernel, which for one row runs on a single thread at about a third of the memory bandwidth:
   [`few_row_linear`] splits the weight's output features into one block per thread and multiplies the blocks as one
   batched product, so every thread streams its own block (2-3x faster per matrix on a 2-core CPU);
-- fewer operations around the products, which a step runs by the hundred: RMS norms in 5 operations instead of
+- the operations around the products, which a step runs by the hundred: RMS norms in 5 operations instead of
   `F.rms_norm`'s 24 on CPU, the feed-forward's residual added by its last product, one row's output used as it
   lies (2,036 ATen calls per step on Kronos-small became 1,512);
-- fewer, larger products: the query/key/value projections of a block, its gate and up projections and the
+- the number of products: the query/key/value projections of a block, its gate and up projections and the
   dependency layer's key/value projections each run as one product over their weights stacked in one tensor, which
   the parameters become slices of ([`stacked_parameters`]: their names, values and checkpoints do not change).
 
@@ -26,6 +26,7 @@ tests/test_fast_decoding.py checks it. The modelling file does not import this m
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +65,9 @@ def _row_blocks(n_out: int) -> int:
     return blocks
 
 
-def few_row_views(weight: torch.Tensor, bias: torch.Tensor | None):
+def few_row_views(
+    weight: torch.Tensor, bias: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """
     `weight` `(out, in)` and `bias` `(out,)` viewed as row blocks `(blocks, out / blocks, in)` and
     `(blocks, out / blocks, 1)` for [`few_row_linear`], or `None` where the split does not apply (not a contiguous
@@ -80,7 +83,9 @@ def few_row_views(weight: torch.Tensor, bias: torch.Tensor | None):
     return weight.view(blocks, n_out // blocks, n_in), bias_blocks
 
 
-def few_row_linear(hidden_states: torch.Tensor, weight_blocks: torch.Tensor, bias_blocks: torch.Tensor | None):
+def few_row_linear(
+    hidden_states: torch.Tensor, weight_blocks: torch.Tensor, bias_blocks: torch.Tensor | None
+) -> torch.Tensor:
     """
     `F.linear` of a few contiguous float32 rows `(..., in)` as one batched product over the weight's row blocks. The
     product starts from `bias_blocks` (`beta=1`): the bias, or for one row any addend in that layout, such as the
@@ -218,7 +223,7 @@ class KronosFastSteps(KronosModuleSteps):
         return True
 
     @classmethod
-    def prompt_pass(cls, model: nn.Module):
+    def prompt_pass(cls, model: nn.Module) -> Callable:
         """[`KronosFastPrompt`] for a plain model (see [`supports`]), else the modules' pass."""
         return KronosFastPrompt(model) if cls.supports(model) else super().prompt_pass(model)
 

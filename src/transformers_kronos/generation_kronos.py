@@ -274,7 +274,14 @@ class KronosSharedPromptLayer(CacheLayerMixin):
 
     is_sliding = False
 
-    def __init__(self, prompt_keys, prompt_values, paths: int, max_new: int, prompt_keep=None):
+    def __init__(
+        self,
+        prompt_keys: torch.Tensor,
+        prompt_values: torch.Tensor,
+        paths: int,
+        max_new: int,
+        prompt_keep: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.prompt_keys, self.prompt_values = prompt_keys, prompt_values
         self.prompt_keep = prompt_keep
@@ -564,7 +571,14 @@ class KronosModuleSteps:
         """`last` `(rows, 1, d_model)`, the newest position's context → next-s1 logits `(rows, 2**s1_bits)`."""
         return self.model.head(last[:, -1])
 
-    def s2_logits(self, last, s1_ids, cache=None, attention_mask=None, context=None) -> torch.Tensor:
+    def s2_logits(
+        self,
+        last: torch.Tensor,
+        s1_ids: torch.Tensor,
+        cache: Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """
         Next-s2 logits `(rows, 2**s2_bits)` given the sampled `s1_ids` `(rows, 1)`: the dependency layer attends to
         the context held in `cache`, or to `context` `(rows, k_len, d_model)`; `attention_mask` `(rows, k_len)`.
@@ -574,7 +588,9 @@ class KronosModuleSteps:
         conditioned = model.dep_layer(last, sibling, attention_mask, cache=cache, context=context)
         return model.head.cond_forward(conditioned)[:, -1]
 
-    def append(self, s1_ids, s2_ids, index: int, attention_mask, cache) -> torch.Tensor:
+    def append(
+        self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, index: int, attention_mask: torch.Tensor | None, cache: Cache
+    ) -> torch.Tensor:
         """
         Run the tokens `(rows, 1)` of position `index` through the backbone with `cache` (dependency layer
         included); `attention_mask` `(rows, k_len)` covers the held and new positions. Returns the new position's
