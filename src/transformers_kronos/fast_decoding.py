@@ -339,7 +339,8 @@ class _Block:
     def __init__(self, block: KronosTransformerBlock, fast: bool):
         attn, ffn = block.self_attn, block.ffn
         self.norm1, self.norm2 = _Norm(block.norm1, fast), _Norm(block.norm2, fast)
-        # a few rows: the query/key/value and the gate/up projections as one product each (see stacked_parameters)
+        # a few rows: the query/key/value and the gate/up projections as one product each (see stacked_parameters);
+        # more rows keep the modules' separate products, and with them the modules' numbers bitwise
         self.qkv = _Linear.stacked([attn.q_proj, attn.k_proj, attn.v_proj], fast) if fast else None
         self.w13 = _Linear.stacked([ffn.w1, ffn.w3], fast) if fast else None
         self.q, self.k, self.v, self.out = (_Linear(m, fast) for m in (attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj))
@@ -382,7 +383,7 @@ class KronosFastPrompt:
         dep = model.dep_layer.cross_attn
         self.dep_kv = _Linear.stacked([dep.k_proj, dep.v_proj], False)
         self.dep_idx, self.dep_heads = dep.layer_idx, dep.n_heads
-        # the kernel F.scaled_dot_product_attention runs for a causal float32 pass on CPU
+        # the pass calls F.scaled_dot_product_attention, as the modules do with sdpa (eager attention sums otherwise)
         self.sdpa = (model.config._attn_implementation or "sdpa") == "sdpa"
 
     def applies(self, cache) -> bool:

@@ -103,7 +103,7 @@ class KronosCacheLayer(CacheLayerMixin):
             self.length += new
             return self.keys, self.values
         start = self._make_room(new)
-        if new >= self.max_length:  # rolling, and the new positions alone fill the layer
+        if new >= self.max_length:  # the new positions alone fill the layer (rolling: overflow it, keep their last)
             self.keys.copy_(key_states[..., -self.max_length :, :])
             self.values.copy_(value_states[..., -self.max_length :, :])
             self.length = self.max_length
