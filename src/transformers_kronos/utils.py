@@ -1,6 +1,6 @@
 # Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
-"""Small helpers shared by the modelling, generation and forecasting modules: argument checks, device choice and
-stable seeds.
+"""Small helpers shared by the modelling, generation and forecasting modules: argument checks, device choice,
+forward-hook detection and stable seeds.
 
 This file imports only ``torch`` and the standard library, so it ships as remote code next to ``modeling_kronos.py``.
 """
