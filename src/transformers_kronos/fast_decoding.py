@@ -269,7 +269,14 @@ class KronosFastSteps(KronosModuleSteps):
     def s1_logits(self, last: torch.Tensor) -> torch.Tensor:
         return self.head_s1(last[:, -1])
 
-    def s2_logits(self, last: torch.Tensor, s1_ids: torch.Tensor, cache=None, attention_mask=None, context=None) -> torch.Tensor:
+    def s2_logits(
+        self,
+        last: torch.Tensor,
+        s1_ids: torch.Tensor,
+        cache: KronosCache | KronosPathCache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         query = _split_heads(self.dep_q(F.embedding(s1_ids, self.emb_s1)), self.dep_heads)
         if context is not None:
             key, value = (_split_heads(linear(context), self.dep_heads) for linear in (self.dep_k, self.dep_v))
@@ -278,7 +285,14 @@ class KronosFastSteps(KronosModuleSteps):
         out = self.attend(query, key, value, attention_mask, cache if context is None else None, self.dep_idx, self.dep_scaling, False)
         return self.head_s2(self.dep_norm(last + self.dep_out(out)))[:, -1]
 
-    def append(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, index: int, attention_mask, cache) -> torch.Tensor:
+    def append(
+        self,
+        s1_ids: torch.Tensor,
+        s2_ids: torch.Tensor,
+        index: int,
+        attention_mask: torch.Tensor | None,
+        cache: KronosCache | KronosPathCache,
+    ) -> torch.Tensor:
         tokens = [F.embedding(s1_ids, self.emb_s1) * self.scale, F.embedding(s2_ids, self.emb_s2) * self.scale]
         hidden_states = self.fusion(torch.cat(tokens, dim=-1))
         stamp = self.stamp_ids[:, index : index + 1]
