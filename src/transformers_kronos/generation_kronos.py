@@ -143,6 +143,15 @@ class KronosCacheLayer(CacheLayerMixin):
     def get_max_length(self) -> int:
         return -1 if self.max_length is None else self.max_length
 
+    def reset(self) -> None:
+        """Empty the layer for a new sequence; preallocated buffers are kept."""
+        super().reset()
+        # `super` knows only `cumulative_length`: the held positions are ours, and an unbounded layer's tensors hold
+        # exactly them (`update` appends to whatever they hold)
+        self.length = 0
+        if self.is_initialized and self.max_length is None:
+            self.keys, self.values = self.keys[..., :0, :], self.values[..., :0, :]
+
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.is_initialized:
             self.keys = self.keys.repeat_interleave(repeats, dim=0)
@@ -305,6 +314,11 @@ class KronosSharedPromptLayer(CacheLayerMixin):
         self.values.narrow(2, self.new, new).copy_(value_states)
         self.new += new
         return self.read()
+
+    def reset(self) -> None:
+        """Drop the generated positions: back to the prompt alone, as built."""
+        super().reset()
+        self.new = 0
 
     def read(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if not self.is_initialized or self.new == 0:
