@@ -495,6 +495,35 @@ def test_cache_is_a_transformers_cache():
     assert growing.update(k, k, 0)[0].shape[-2] == 8
 
 
+@pytest.mark.parametrize("max_length, rolling", [(6, False), (3, True), (None, False)])
+def test_cache_reset_starts_a_new_sequence(max_length, rolling):
+    """`Cache.reset()` (transformers' API for reusing a cache) leaves the state of a new cache: what is written next
+    reads back as in a fresh one, at rotary position 0."""
+    old, new = torch.randn(2, 3, 3, 8), torch.randn(2, 3, 2, 8)
+    cache = KronosCache(2, max_length, rolling=rolling)
+    for layer_idx in range(2):
+        cache.update(old, -old, layer_idx)
+        cache.update(old[..., :1, :], old[..., :1, :], layer_idx)
+    cache.reset()
+    assert cache.get_seq_length(0) == 0 and cache.seen_tokens == 0
+    fresh = KronosCache(2, max_length, rolling=rolling)
+    got, expected = cache.update(new, -new, 1), fresh.update(new, -new, 1)
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
+def test_path_cache_reset_keeps_the_prompt_and_drops_the_paths():
+    prompt = KronosCache(1, 4)
+    prompt_key = torch.randn(1, 2, 4, 8)
+    prompt.update(prompt_key, -prompt_key, 0)
+    cache = KronosPathCache(prompt, paths=2, max_new=2)
+    cache.update(torch.randn(2, 2, 2, 8), torch.randn(2, 2, 2, 8), 0)
+    cache.reset()
+    assert cache.get_seq_length(0) == 4 and cache.read(0) == (None, None)
+    assert torch.equal(cache.layers[0].prompt()["prompt_key"], prompt_key)
+    step = torch.randn(2, 2, 1, 8)
+    assert torch.equal(cache.update(step, -step, 0)[0], step)  # room for max_new positions again
+
+
 def test_apply_rotary_is_the_rotate_half_form():
     rotary = KronosRotaryEmbedding(16)
     x = torch.randn(2, 3, 5, 16)

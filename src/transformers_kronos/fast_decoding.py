@@ -1,18 +1,18 @@
 # Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
 """A faster decoding step for plain Kronos predictors on CPU, selected by [`KronosForecaster`].
 
-A decoding step applies ~60 weight matrices and ~300 small operations to one position per path. On CPU two things
-then cost as much as the arithmetic:
+A decoding step applies ~60 weight matrices and ~300 small operations to one position per path. On CPU what
+surrounds the arithmetic then costs as much as the arithmetic itself, and [`KronosFastSteps`] trims it:
 
-- going through the modules (calls, hook checks, re-deriving views of the weights): [`KronosFastSteps`] looks the
-  weights up once per forecast and runs the modules' own arithmetic, with the same functions in the same order;
+- going through the modules (calls, hook checks, re-deriving views of the weights): it looks the weights up once
+  per forecast and runs the modules' own arithmetic, with the same functions in the same order;
 - BLAS's matrix-vector kernel, which for one row runs on a single thread at about a third of the memory bandwidth:
   [`few_row_linear`] splits the weight's output features into one block per thread and multiplies the blocks as one
   batched product, so every thread streams its own block (2-3x faster per matrix on a 2-core CPU);
-- fewer operations around the products, which a step runs by the hundred: RMS norms in 5 operations instead of
+- the operations around the products, which a step runs by the hundred: RMS norms in 5 operations instead of
   `F.rms_norm`'s 24 on CPU, the feed-forward's residual added by its last product, one row's output used as it
   lies (2,036 ATen calls per step on Kronos-small became 1,512);
-- fewer, larger products: the query/key/value projections of a block, its gate and up projections and the
+- the number of products: the query/key/value projections of a block, its gate and up projections and the
   dependency layer's key/value projections each run as one product over their weights stacked in one tensor, which
   the parameters become slices of ([`stacked_parameters`]: their names, values and checkpoints do not change).
 
@@ -26,6 +26,7 @@ tests/test_fast_decoding.py checks it. The modelling file does not import this m
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,7 @@ from .modeling_kronos import (
     build_attention_mask,
     eager_attention_forward,
 )
+from .utils import runs_forward_hooks
 
 __all__ = ["KronosFastPrompt", "KronosFastSteps", "MAX_FAST_ROWS", "few_row_linear", "few_row_views", "stacked_parameters"]
 
@@ -63,7 +65,9 @@ def _row_blocks(n_out: int) -> int:
     return blocks
 
 
-def few_row_views(weight: torch.Tensor, bias: torch.Tensor | None):
+def few_row_views(
+    weight: torch.Tensor, bias: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """
     `weight` `(out, in)` and `bias` `(out,)` viewed as row blocks `(blocks, out / blocks, in)` and
     `(blocks, out / blocks, 1)` for [`few_row_linear`], or `None` where the split does not apply (not a contiguous
@@ -79,7 +83,9 @@ def few_row_views(weight: torch.Tensor, bias: torch.Tensor | None):
     return weight.view(blocks, n_out // blocks, n_in), bias_blocks
 
 
-def few_row_linear(hidden_states: torch.Tensor, weight_blocks: torch.Tensor, bias_blocks: torch.Tensor | None):
+def few_row_linear(
+    hidden_states: torch.Tensor, weight_blocks: torch.Tensor, bias_blocks: torch.Tensor | None
+) -> torch.Tensor:
     """
     `F.linear` of a few contiguous float32 rows `(..., in)` as one batched product over the weight's row blocks. The
     product starts from `bias_blocks` (`beta=1`): the bias, or for one row any addend in that layout, such as the
@@ -211,19 +217,13 @@ class KronosFastSteps(KronosModuleSteps):
         """
         if model.training or any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
             return False
-        if getattr(nn.modules.module, "_global_forward_hooks", None) or getattr(
-            nn.modules.module, "_global_forward_pre_hooks", None
-        ):
-            return False
         for module in model.modules():
-            if module is not model and type(module) not in cls._plain_types:
-                return False
-            if module._forward_hooks or module._forward_pre_hooks or getattr(module, "_hf_hook", None) is not None:
+            if (module is not model and type(module) not in cls._plain_types) or runs_forward_hooks(module):
                 return False
         return True
 
     @classmethod
-    def prompt_pass(cls, model: nn.Module):
+    def prompt_pass(cls, model: nn.Module) -> Callable:
         """[`KronosFastPrompt`] for a plain model (see [`supports`]), else the modules' pass."""
         return KronosFastPrompt(model) if cls.supports(model) else super().prompt_pass(model)
 
@@ -254,10 +254,6 @@ class KronosFastSteps(KronosModuleSteps):
         positions = torch.arange(stamps.shape[1], device=stamps.device)
         self.cos, self.signed_sin = model.rotary_emb(positions, self.emb_s1.dtype)
 
-    def _heads(self, hidden_states: torch.Tensor, heads: int) -> torch.Tensor:
-        """`(rows, 1, d)` → `(rows, heads, 1, d / heads)`, as `KronosAttention.split_heads`."""
-        return hidden_states.view(hidden_states.shape[0], 1, heads, self.d_model // heads).transpose(1, 2)
-
     def attend(self, query, key, value, attention_mask, cache, layer_idx: int, scaling: float, causal: bool) -> torch.Tensor:
         """The modules' attention for one query per row → `(rows, 1, d_model)` before the output projection."""
         if isinstance(cache, KronosPathCache):
@@ -273,21 +269,30 @@ class KronosFastSteps(KronosModuleSteps):
     def s1_logits(self, last: torch.Tensor) -> torch.Tensor:
         return self.head_s1(last[:, -1])
 
-    def s2_logits(self, last: torch.Tensor, s1_ids: torch.Tensor, cache=None, attention_mask=None, context=None) -> torch.Tensor:
-        query = self._heads(self.dep_q(F.embedding(s1_ids, self.emb_s1)), self.dep_heads)
+    def s2_logits(
+        self,
+        last: torch.Tensor,
+        s1_ids: torch.Tensor,
+        cache: KronosCache | KronosPathCache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        query = _split_heads(self.dep_q(F.embedding(s1_ids, self.emb_s1)), self.dep_heads)
         if context is not None:
-            key, value = (self._heads_of(linear(context)) for linear in (self.dep_k, self.dep_v))
+            key, value = (_split_heads(linear(context), self.dep_heads) for linear in (self.dep_k, self.dep_v))
         else:
             key, value = cache.layers[self.dep_idx].read()
         out = self.attend(query, key, value, attention_mask, cache if context is None else None, self.dep_idx, self.dep_scaling, False)
         return self.head_s2(self.dep_norm(last + self.dep_out(out)))[:, -1]
 
-    def _heads_of(self, hidden_states):
-        """`(rows, len, d)` → `(rows, dep heads, len, d / heads)`."""
-        rows, length, _ = hidden_states.shape
-        return hidden_states.view(rows, length, self.dep_heads, -1).transpose(1, 2)
-
-    def append(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, index: int, attention_mask, cache) -> torch.Tensor:
+    def append(
+        self,
+        s1_ids: torch.Tensor,
+        s2_ids: torch.Tensor,
+        index: int,
+        attention_mask: torch.Tensor | None,
+        cache: KronosCache | KronosPathCache,
+    ) -> torch.Tensor:
         tokens = [F.embedding(s1_ids, self.emb_s1) * self.scale, F.embedding(s2_ids, self.emb_s2) * self.scale]
         hidden_states = self.fusion(torch.cat(tokens, dim=-1))
         stamp = self.stamp_ids[:, index : index + 1]
@@ -302,10 +307,9 @@ class KronosFastSteps(KronosModuleSteps):
             hidden_states = layer(self, hidden_states, rotary, attention_mask, cache)
         last = self.norm(hidden_states)
         if self.dep_kv is None:
-            key, value = self._heads(self.dep_k(last), self.dep_heads), self._heads(self.dep_v(last), self.dep_heads)
+            key, value = _split_heads(self.dep_k(last), self.dep_heads), _split_heads(self.dep_v(last), self.dep_heads)
         else:
-            parts = self.dep_kv(last).view(last.shape[0], 1, 2, self.dep_heads, self.d_model // self.dep_heads)
-            key, value = parts.transpose(1, 3).unbind(2)
+            key, value = _keys_values(self.dep_kv(last), self.dep_heads)
         cache.update(key, value, self.dep_idx)
         return last
 
@@ -319,29 +323,50 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> tor
     return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), signed_sin)
 
 
+def _split_heads(hidden_states: torch.Tensor, heads: int) -> torch.Tensor:
+    """`(rows, len, d)` → `(rows, heads, len, d / heads)`, a view, as `KronosAttention.split_heads`."""
+    rows, length, _ = hidden_states.shape
+    return hidden_states.view(rows, length, heads, -1).transpose(1, 2)
+
+
+def _rotated_qkv(qkv: torch.Tensor, heads: int, rotary) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    A stacked query/key/value product `(rows, len, 3 * d)` → rotated queries and keys, and values, each `(rows,
+    heads, len, d / heads)`. Queries and keys are rotated together (`rotary`, cos and signed sin, broadcast over
+    `(rows, len, 2, heads, d / heads)`): elementwise, so the same numbers as one at a time.
+    """
+    rows, length, _ = qkv.shape
+    parts = qkv.view(rows, length, 3, heads, -1)
+    query, key = _rotate(parts[:, :, :2], *rotary).transpose(1, 3).unbind(2)
+    return query, key, parts[:, :, 2].transpose(1, 2)
+
+
+def _keys_values(kv: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stacked key/value product `(rows, len, 2 * d)` → keys and values, each `(rows, heads, len, d / heads)`."""
+    rows, length, _ = kv.shape
+    return kv.view(rows, length, 2, heads, -1).transpose(1, 3).unbind(2)
+
+
 class _Block:
     """One transformer block's weights, for [`KronosFastSteps.append`]."""
 
     def __init__(self, block: KronosTransformerBlock, fast: bool):
         attn, ffn = block.self_attn, block.ffn
         self.norm1, self.norm2 = _Norm(block.norm1, fast), _Norm(block.norm2, fast)
-        # a few rows: the query/key/value and the gate/up projections as one product each (see stacked_parameters)
+        # a few rows: the query/key/value and the gate/up projections as one product each (see stacked_parameters);
+        # more rows keep the modules' separate products, and with them the modules' numbers bitwise
         self.qkv = _Linear.stacked([attn.q_proj, attn.k_proj, attn.v_proj], fast) if fast else None
         self.w13 = _Linear.stacked([ffn.w1, ffn.w3], fast) if fast else None
         self.q, self.k, self.v, self.out = (_Linear(m, fast) for m in (attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj))
         self.w1, self.w3, self.w2 = (_Linear(m, fast) for m in (ffn.w1, ffn.w3, ffn.w2))
         self.layer_idx, self.heads, self.scaling = attn.layer_idx, attn.n_heads, attn.scaling
 
-    def _qkv(self, steps: "KronosFastSteps", normed: torch.Tensor, rotary):
+    def _qkv(self, normed: torch.Tensor, rotary):
         """Rotated queries and keys, and values, each `(rows, heads, 1, head_dim)`."""
         if self.qkv is None:
-            query, key, value = (steps._heads(linear(normed), self.heads) for linear in (self.q, self.k, self.v))
+            query, key, value = (_split_heads(linear(normed), self.heads) for linear in (self.q, self.k, self.v))
             return apply_rotary(query, *rotary), apply_rotary(key, *rotary), value
-        rows = normed.shape[0]
-        parts = self.qkv(normed).view(rows, 1, 3, self.heads, steps.d_model // self.heads)
-        # queries and keys rotated together: elementwise, so the same numbers as one at a time
-        query, key = _rotate(parts[:, :, :2], *rotary).transpose(1, 3).unbind(2)
-        return query, key, parts[:, :, 2].transpose(1, 2)
+        return _rotated_qkv(self.qkv(normed), self.heads, rotary)
 
     def _ffn(self, residual: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
         """`residual` plus the feed-forward of `normed`."""
@@ -351,7 +376,7 @@ class _Block:
         return self.w2.add_to(residual, F.silu(gate) * up)
 
     def __call__(self, steps: KronosFastSteps, hidden_states, rotary, attention_mask, cache):
-        query, key, value = self._qkv(steps, self.norm1(hidden_states), rotary)
+        query, key, value = self._qkv(self.norm1(hidden_states), rotary)
         key, value = cache.update(key, value, self.layer_idx)
         out = steps.attend(query, key, value, attention_mask, cache, self.layer_idx, self.scaling, True)
         hidden_states = hidden_states + self.out(out)
@@ -372,7 +397,7 @@ class KronosFastPrompt:
         dep = model.dep_layer.cross_attn
         self.dep_kv = _Linear.stacked([dep.k_proj, dep.v_proj], False)
         self.dep_idx, self.dep_heads = dep.layer_idx, dep.n_heads
-        # the kernel F.scaled_dot_product_attention runs for a causal float32 pass on CPU
+        # the pass calls F.scaled_dot_product_attention, as the modules do with sdpa (eager attention sums otherwise)
         self.sdpa = (model.config._attn_implementation or "sdpa") == "sdpa"
 
     def applies(self, cache) -> bool:
@@ -385,7 +410,7 @@ class KronosFastPrompt:
         `(batch, len, d_model)`. To float32 rounding the same numbers (the stacked products may sum in another order,
         the norms take their sum of squares another way); tests/test_fast_decoding.py compares them.
         """
-        batch, length = s1_ids.shape
+        length = s1_ids.shape[1]
         if not self.applies(cache):
             return module_prompt_pass(self.model, s1_ids, s2_ids, stamp, attention_mask, cache)
         model = self.model
@@ -398,9 +423,7 @@ class KronosFastPrompt:
         for block in self.blocks:
             hidden_states = block(hidden_states, rotary, attention_mask, cache)
         context = self.norm(hidden_states)
-        parts = self.dep_kv(context).view(batch, length, 2, self.dep_heads, -1)
-        key, value = parts.transpose(1, 3).unbind(2)
-        cache.update(key, value, self.dep_idx)
+        cache.update(*_keys_values(self.dep_kv(context), self.dep_heads), self.dep_idx)
         return context
 
 
@@ -418,9 +441,8 @@ class _PromptBlock:
     def _attention(self, hidden_states: torch.Tensor, rotary, attention_mask, cache: KronosCache) -> torch.Tensor:
         """The attention's output `(batch, len, d_model)` before its projection (the projections die with this call)."""
         batch, length, d_model = hidden_states.shape
-        parts = self.qkv(self.norm1(hidden_states)).view(batch, length, 3, self.heads, -1)
-        query, key = _rotate(parts[:, :, :2], *rotary).transpose(1, 3).unbind(2)
-        key, value = cache.update(key, parts[:, :, 2].transpose(1, 2), self.layer_idx)
+        query, key, value = _rotated_qkv(self.qkv(self.norm1(hidden_states)), self.heads, rotary)
+        key, value = cache.update(key, value, self.layer_idx)
         # what the modules' sdpa attention computes: on CPU the same flash kernel, causal or with the same mask
         mask, is_causal = build_attention_mask(attention_mask, length, key.shape[-2], causal=True)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=is_causal, scale=self.scaling)

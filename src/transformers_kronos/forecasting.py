@@ -287,5 +287,4 @@ class KronosForecaster(KlineForecaster):
         return decoded[:, -pred_len:]
 
 
-
 __all__ = ["KronosForecaster", "calendar_features", "infer_future_timestamps", "quantile_column"]

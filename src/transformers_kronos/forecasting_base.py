@@ -187,7 +187,7 @@ def check_batch_size(batch_size: int | None) -> int | None:
 
 def _plan_passes(count, sample_count, batch_size):
     """
-    How [`KronosForecaster._generate`] splits `count` series of `sample_count` paths each into passes of at most
+    How [`KlineForecaster._generate`] splits `count` series of `sample_count` paths each into passes of at most
     `batch_size` paths: a list of `(first, stop, done, paths)`, one per pass, decoding paths `done : done + paths` of
     each of the series `first:stop`. Series stay whole while their paths fit in a pass; a series with more paths
     than that is decoded alone, its paths spread over several passes.
@@ -294,7 +294,6 @@ class PreparedSeries:
 
     def denormalize(self, values: np.ndarray) -> np.ndarray:
         return values * (self.std + NORM_EPS) + self.mean
-
 
 
 def check_network_pair(model_sizes: dict, tokenizer_sizes: dict) -> None:
@@ -422,8 +421,6 @@ class KlineForecaster:
         normalized = np.clip((x - mean) / (std + NORM_EPS), -self.clip, self.clip)
         series = PreparedSeries(normalized, calendar_features(x_index), calendar_features(y_index), mean, std, y_index)
         return series, pred_len
-
-    # ------------------------------------------------------------------ the core
 
     # ------------------------------------------------------------------ the core
 
@@ -660,8 +657,7 @@ class KlineForecaster:
         return [with_quantiles(f, s, levels) for f, s in zip(forecasts, samples)]
 
 
-
-def with_quantiles(forecast, samples, levels):
+def with_quantiles(forecast: pd.DataFrame, samples: np.ndarray, levels: list[float]) -> pd.DataFrame:
     """`forecast` (the mean) with quantile columns computed over the paths `samples` `(paths, pred_len, 6)`."""
     quantiles = np.quantile(samples, levels, axis=0)  # (levels, pred_len, 6)
     columns = {}

@@ -103,7 +103,7 @@ class KronosCacheLayer(CacheLayerMixin):
             self.length += new
             return self.keys, self.values
         start = self._make_room(new)
-        if new >= self.max_length:  # rolling, and the new positions alone fill the layer
+        if new >= self.max_length:  # the new positions alone fill the layer (rolling: overflow it, keep their last)
             self.keys.copy_(key_states[..., -self.max_length :, :])
             self.values.copy_(value_states[..., -self.max_length :, :])
             self.length = self.max_length
@@ -142,6 +142,15 @@ class KronosCacheLayer(CacheLayerMixin):
 
     def get_max_length(self) -> int:
         return -1 if self.max_length is None else self.max_length
+
+    def reset(self) -> None:
+        """Empty the layer for a new sequence; preallocated buffers are kept."""
+        super().reset()
+        # `super` knows only `cumulative_length`: the held positions are ours, and an unbounded layer's tensors hold
+        # exactly them (`update` appends to whatever they hold)
+        self.length = 0
+        if self.is_initialized and self.max_length is None:
+            self.keys, self.values = self.keys[..., :0, :], self.values[..., :0, :]
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.is_initialized:
@@ -274,7 +283,14 @@ class KronosSharedPromptLayer(CacheLayerMixin):
 
     is_sliding = False
 
-    def __init__(self, prompt_keys, prompt_values, paths: int, max_new: int, prompt_keep=None):
+    def __init__(
+        self,
+        prompt_keys: torch.Tensor,
+        prompt_values: torch.Tensor,
+        paths: int,
+        max_new: int,
+        prompt_keep: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.prompt_keys, self.prompt_values = prompt_keys, prompt_values
         self.prompt_keep = prompt_keep
@@ -298,6 +314,11 @@ class KronosSharedPromptLayer(CacheLayerMixin):
         self.values.narrow(2, self.new, new).copy_(value_states)
         self.new += new
         return self.read()
+
+    def reset(self) -> None:
+        """Drop the generated positions: back to the prompt alone, as built."""
+        super().reset()
+        self.new = 0
 
     def read(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if not self.is_initialized or self.new == 0:
@@ -335,8 +356,6 @@ class KronosPathCache(Cache):
         max_new (`int`): Generated positions it can hold.
         prompt_mask (`torch.Tensor` of shape `(series, prompt_len)`, *optional*): 1 = real, 0 = left padding.
     """
-
-    rolling = False
 
     def __init__(self, prompt: KronosCache, paths: int, max_new: int, prompt_mask: torch.Tensor | None = None):
         keep = None if prompt_mask is None else prompt_mask.to(torch.bool)[:, None, None, :]
@@ -566,7 +585,14 @@ class KronosModuleSteps:
         """`last` `(rows, 1, d_model)`, the newest position's context → next-s1 logits `(rows, 2**s1_bits)`."""
         return self.model.head(last[:, -1])
 
-    def s2_logits(self, last, s1_ids, cache=None, attention_mask=None, context=None) -> torch.Tensor:
+    def s2_logits(
+        self,
+        last: torch.Tensor,
+        s1_ids: torch.Tensor,
+        cache: Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """
         Next-s2 logits `(rows, 2**s2_bits)` given the sampled `s1_ids` `(rows, 1)`: the dependency layer attends to
         the context held in `cache`, or to `context` `(rows, k_len, d_model)`; `attention_mask` `(rows, k_len)`.
@@ -576,7 +602,9 @@ class KronosModuleSteps:
         conditioned = model.dep_layer(last, sibling, attention_mask, cache=cache, context=context)
         return model.head.cond_forward(conditioned)[:, -1]
 
-    def append(self, s1_ids, s2_ids, index: int, attention_mask, cache) -> torch.Tensor:
+    def append(
+        self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, index: int, attention_mask: torch.Tensor | None, cache: Cache
+    ) -> torch.Tensor:
         """
         Run the tokens `(rows, 1)` of position `index` through the backbone with `cache` (dependency layer
         included); `attention_mask` `(rows, k_len)` covers the held and new positions. Returns the new position's
@@ -585,14 +613,29 @@ class KronosModuleSteps:
         return module_prompt_pass(self.model, s1_ids, s2_ids, self.stamps[:, index : index + 1], attention_mask, cache)
 
 
-def module_prompt_pass(model, s1_ids, s2_ids, stamp, attention_mask, cache) -> torch.Tensor:
+def module_prompt_pass(
+    model: torch.nn.Module,
+    s1_ids: torch.Tensor,
+    s2_ids: torch.Tensor,
+    stamp: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    cache: Cache,
+) -> torch.Tensor:
     """[`KronosModuleSteps.prompt_pass`] through the modules: the backbone, then the dependency layer's cache."""
     context = model.backbone(s1_ids, s2_ids, stamp, attention_mask, cache)
     model.dep_layer.cache_context(context, cache)
     return context
 
 
-def static_step(model, s1_ids, s2_ids, stamp, position, attention_mask, cache) -> torch.Tensor:
+def static_step(
+    model: torch.nn.Module,
+    s1_ids: torch.Tensor,
+    s2_ids: torch.Tensor,
+    stamp: torch.Tensor,
+    position: torch.Tensor,
+    attention_mask: torch.Tensor,
+    cache: KronosStaticCache,
+) -> torch.Tensor:
     """
     One position `(rows, 1)` with its calendar features `stamp` `(rows, 1, 5)` through the backbone and into the
     dependency layer's cache, over a [`KronosStaticCache`]. The rotary `position` `(1,)` and the slot mask
@@ -701,13 +744,13 @@ class _Tokens:
                 self.mask = self.mask.repeat_interleave(paths, dim=0)
 
 
-def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids, shared: bool, static: bool = False, prompt_pass=None):
+def _encode_prompt(model, plan: GenerationPlan, tokens: _Tokens, s1_ids, s2_ids, prompt_pass: Callable, shared: bool, static: bool):
     """
     The prompt's last window through the model once per series, a few series per pass (a whole batch's activations
-    would outweigh the cache itself), by `prompt_pass` ([`KronosModuleSteps.prompt_pass`]; the modules by default).
-    Returns `(cache, last)`: the cache ready for the paths and the last position's context `(rows, 1, d_model)`.
+    would outweigh the cache itself), by `prompt_pass` ([`KronosModuleSteps.prompt_pass`]). Returns `(cache, last)`:
+    the cache ready for the paths (a [`KronosPathCache`] when `shared`, preallocated for `max_context` positions
+    when `static`) and the last position's context `(rows, 1, d_model)`.
     """
-    prompt_pass = prompt_pass or KronosModuleSteps.prompt_pass(model)
     num_layers, device = model.config.n_layers + 1, tokens.s1.device
     # a static cache has the same shape for every prompt: `max_context` positions
     size = plan.window if shared else plan.max_context if static else plan.capacity
@@ -775,12 +818,15 @@ def generate(
     device = execution_device(model.embedding)
     sampling = sampling or {}
     tokens = _Tokens(plan, s1_ids, s2_ids, stamp, future_stamp, attention_mask, device)
-    # a rolling cache drops prompt positions path by path, so it keeps the prompt repeated per path
-    static = getattr(steps_class, "static_cache", False)
-    shared = plan.sample_count > 1 and plan.sliding == "exact" and not model.training and model._share_prompt_across_paths
     steps_class = steps_class or KronosModuleSteps
-    prompt_pass = steps_class.prompt_pass(model)
-    cache, last = _encode_prompt(model, plan, tokens, s1_ids, s2_ids, shared and not static, static, prompt_pass)
+    static = getattr(steps_class, "static_cache", False)
+    # the paths share the prompt's cache entries unless a rolling cache drops prompt positions path by path, or a
+    # static cache needs every row of the same shape
+    shared = (
+        plan.sample_count > 1 and plan.sliding == "exact" and not static and not model.training
+        and model._share_prompt_across_paths
+    )
+    cache, last = _encode_prompt(model, plan, tokens, s1_ids, s2_ids, steps_class.prompt_pass(model), shared, static)
     tokens.repeat_for_paths(plan.sample_count)
     steps = steps_class(model, tokens.stamp)
     context = None  # the re-encoded window, once the cache is given up (exact sliding)

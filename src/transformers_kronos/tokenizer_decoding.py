@@ -22,15 +22,12 @@ import torch
 
 from .generation_kronos import KronosCache, KronosPathCache
 from .modeling_kronos import KronosAttention, KronosTokenizerModel, KronosTransformerBlock, apply_rotary
+from .utils import runs_forward_hooks
 
 __all__ = ["PROMPT_POSITIONS_PER_PASS", "decode_paths"]
 
 # prompt positions (series x paths x window) decoded together: bounds the activations and the caches
 PROMPT_POSITIONS_PER_PASS = 32768
-
-
-def _hooked(module: torch.nn.Module) -> bool:
-    return bool(module._forward_hooks or module._forward_pre_hooks or getattr(module, "_hf_hook", None) is not None)
 
 
 def _cache_keys_values(block, hidden_states, position_embeddings, cache) -> bool:
@@ -44,11 +41,9 @@ def _cache_keys_values(block, hidden_states, position_embeddings, cache) -> bool
     attention = getattr(block, "self_attn", None)
     if type(block) is not KronosTransformerBlock or type(attention) is not KronosAttention:
         return False
-    hooks = torch.nn.modules.module
-    if _hooked(block) or _hooked(attention) or hooks._global_forward_hooks or hooks._global_forward_pre_hooks:
+    if runs_forward_hooks(block) or runs_forward_hooks(attention):
         return False
-    normed = block.norm1(hidden_states)
-    key, value = attention.split_heads(attention.k_proj(normed)), attention.split_heads(attention.v_proj(normed))
+    key, value = attention.project_kv(block.norm1(hidden_states))
     cos, sin = (t.to(device=key.device, dtype=key.dtype) for t in position_embeddings)
     cache.update(apply_rotary(key, cos, sin), value, attention.layer_idx)
     return True

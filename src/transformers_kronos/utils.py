@@ -1,6 +1,6 @@
 # Copyright 2026 The transformers-kronos authors. Licensed under the MIT licence.
-"""Small helpers shared by the modelling, generation and forecasting modules: argument checks, device choice and
-stable seeds.
+"""Small helpers shared by the modelling, generation and forecasting modules: argument checks, device choice,
+forward-hook detection and stable seeds.
 
 This file imports only ``torch`` and the standard library, so it ships as remote code next to ``modeling_kronos.py``.
 """
@@ -29,6 +29,7 @@ __all__ = [
     "execution_device",
     "has_accelerator",
     "is_tracing",
+    "runs_forward_hooks",
     "series_generator",
     "series_seed",
     "to_module_device",
@@ -103,6 +104,21 @@ def execution_device(module: torch.nn.Module) -> torch.device | None:
             if param.device.type != "meta":
                 return param.device
     return None
+
+
+def runs_forward_hooks(module: torch.nn.Module) -> bool:
+    """
+    Whether calling `module` runs forward hooks: its own (forward or pre-forward), accelerate's (`_hf_hook`) or global
+    ones. A fast path that uses a module's weights without calling it applies only where none would run.
+    """
+    hooks = torch.nn.modules.module
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or getattr(module, "_hf_hook", None) is not None
+        or getattr(hooks, "_global_forward_hooks", None)
+        or getattr(hooks, "_global_forward_pre_hooks", None)
+    )
 
 
 def to_module_device(tensor: torch.Tensor, module: torch.nn.Module, cast: bool = False) -> torch.Tensor:
