@@ -314,7 +314,8 @@ BAD_FLAGS = [
     (["--top-k", "-1"], "--top-k: must be at least 0"),
     (["--seed", "-3"], "--seed: must be at least 0"),
     (["--seed", str(2**64)], "--seed: must be at most 18446744073709551615"),
-    (["--temperature", "1e-40"], "`T` (temperature) must be finite and at least 1e-06"),
+    # the flag's own words, not the Python argument's (`T`, top_k=1)
+    (["--temperature", "1e-40"], "--temperature: must be at least 1e-06 (for greedy decoding, use --top-k 1), got '1e-40'"),
     (["--batch-size", "0"], "--batch-size: must be at least 1"),
     (["--device", "tpu"], "invalid choice"),
     (["--dtype", "float8"], "invalid choice"),

@@ -8,6 +8,7 @@ run are recomputed from the files it wrote and the raw data, by the definitions 
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,37 @@ def test_origin_positions_count_back_from_the_end():
     with pytest.raises(ValueError, match="hold 0 window"):
         origin_positions(7, 5, 3, 1, 3)
 
+
+
+def test_unordered_timestamps_name_the_row_and_a_long_table_without_its_id(daily, forecaster):
+    """A long table passed without `id_column` repeats timestamps across series: the error says so and names the
+    fix (it said only "timestamps are not strictly increasing"); a decreasing timestamp is named with its row."""
+    kwargs = dict(lookback=30, pred_len=3, windows=1, samples=1, verbose=False)
+    two = daily[daily["symbol"].isin(["SPX", "GOOG"])].groupby("symbol").tail(40).drop(columns="symbol")
+    with pytest.raises(ValueError, match=r"\(row 2\) is repeated; a long table of several series needs `id_column`"):
+        backtest(forecaster, two.sort_values("timestamps", kind="stable"), **kwargs)
+    goog = daily[daily["symbol"] == "GOOG"].tail(40).drop(columns="symbol").reset_index(drop=True)
+    swapped = goog.iloc[[0, 1, 3, 2, *range(4, 40)]]
+    with pytest.raises(ValueError, match=r"2013-01-07 00:00:00 \(row 4\) comes before the row before it$"):
+        backtest(forecaster, swapped, **kwargs)
+    with pytest.raises(ValueError, match="series 'GOOG': .* is repeated$"):  # no hint: the id column is given
+        backtest(forecaster, pd.concat([goog, goog.tail(1)]).assign(symbol="GOOG"), id_column="symbol", **kwargs)
+
+
+def test_a_constant_series_reports_without_an_infinite_skill(daily, forecaster):
+    """On a constant series the naive forecast is exact (error 0), so skill against it is undefined: the report
+    draws no bar for it. It divided by zero, and matplotlib printed RuntimeWarnings over the command's output."""
+    flat = daily[daily["symbol"] == "GOOG"].tail(40).drop(columns="symbol").assign(open=5.0, high=5.0, low=5.0,
+                                                                                    close=5.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = backtest(forecaster, flat, lookback=30, pred_len=3, windows=2, samples=2, verbose=False)
+        result.figure.canvas.draw()
+    naive = result.metrics.set_index("model").loc["naive"]
+    assert naive["mae"] == 0 and naive["crps"] == 0
+    skill_axis = next(ax for ax in result.figure.axes if ax.get_title().startswith("Skill"))
+    heights = [bar.get_height() for bar in skill_axis.patches]
+    assert heights and all(np.isnan(h) for h in heights)
 
 def test_window_seed_is_stable_across_processes():
     code = ("from transformers_kronos.evaluation import window_seed; "
@@ -365,10 +397,12 @@ def small_csv(tmp_path_factory, daily):
         (["--windows", "40"], "fewer than the 40 asked for"),
         (["--pred-len", "100"], "hold 0 window(s)"),
         (["--target", "close,spread"], "unknown target 'spread'"),
-        (["--quantiles", "0.05,0.5,0.95"], "coverage_80 needs the quantile levels 0.1 and 0.9"),
+        (["--quantiles", "0.05,0.5,0.95"],
+         "coverage_80 needs the quantile levels 0.1 and 0.9, got 0.05, 0.5, 0.95; add them, or leave coverage_80 out"),
         (["--metrics", "mae,sharpe"], "unknown metric(s) ['sharpe']"),
         (["--id-column", "ticker"], "--id-column 'ticker' is not a column"),
         (["--lookback", "2"], "--lookback: must be at least 3"),
+        (["--temperature", "1e-9"], "--temperature: must be at least 1e-06 (for greedy decoding, use --top-k 1)"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(flags, message, small_csv, tmp_path, capsys):

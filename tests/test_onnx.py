@@ -2,6 +2,7 @@
 cannot be imported, sampled forecasts follow the same distribution, the numpy sampler keeps upstream's tokens with
 their probabilities, and bad input is refused."""
 
+import io
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 import torch
 from scipy import stats
 
-from conftest import random_klines
+from conftest import EXPORT_SCRIPT, load_script, random_klines
 from transformers_kronos import KronosForecaster
 from transformers_kronos.generation_kronos import filter_logits as torch_filter_logits
 from transformers_kronos.onnx import OnnxForecaster, filter_logits, sample_tokens
@@ -170,3 +171,34 @@ def test_bad_input(onnx_tiny, tmp_path):
         forecaster.predict(frame, pred_len=2, sliding="fast", verbose=False)
     with pytest.raises(ValueError, match="lacks the price column"):
         forecaster.predict(frame.drop(columns="low"), pred_len=2, verbose=False)
+
+
+def test_the_docker_entry_point_reads_what_kronos_forecast_reads(onnx_tiny, tmp_path, capsys):
+    """examples/onnx/forecast_onnx.py forecasts a file in pandas' `to_csv` layout (an unnamed index of dates,
+    capitalised columns), and bad input gets one line and exit status 2, never a traceback."""
+    script = load_script(EXPORT_SCRIPT.parents[1] / "examples" / "onnx" / "forecast_onnx.py")
+    models = ["--model", onnx_tiny["onnx_model"], "--tokenizer", onnx_tiny["onnx_tokenizer"]]
+    frame = random_klines(20).set_index("timestamps")
+    frame.rename(columns=str.capitalize).rename_axis(None).to_csv(tmp_path / "pandas.csv")
+    assert script.main([*models, str(tmp_path / "pandas.csv"), "3"]) == 0
+    printed = pd.read_csv(io.StringIO(capsys.readouterr().out), index_col=0, parse_dates=True)
+    want = OnnxForecaster(onnx_tiny["onnx_model"], onnx_tiny["onnx_tokenizer"]).predict(
+        frame, pred_len=3, generator=0, verbose=False)  # the script's default --seed
+    assert list(printed.index) == list(want.index) and list(printed.columns) == list(want.columns)
+    np.testing.assert_allclose(printed.to_numpy(), want.to_numpy(), rtol=1e-6)  # the CSV keeps 8 digits
+
+    frame.iloc[[0, 1, 3]].to_csv(tmp_path / "short.csv")
+    frame.assign(close=frame["close"].where(np.arange(20) != 4)).to_csv(tmp_path / "nan.csv")
+    bad = {
+        (str(tmp_path / "pandas.csv"), "0"): "argument pred_len: must be at least 1, got 0",
+        (str(tmp_path / "missing.csv"), "3"): "missing.csv: no such file or directory",
+        (str(tmp_path / "nan.csv"), "3"): "nan.csv: column 'close' is missing at 2024-01-02 09:50:00 (candle 5)",
+    }
+    for (path, pred_len), message in bad.items():
+        assert script.main([*models, path, pred_len]) == 2, message
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith("forecast_onnx.py: error: ") and err.count("\n") == 1, err
+        assert message in err
+    assert script.main(["--model", str(tmp_path), "--tokenizer", onnx_tiny["onnx_tokenizer"],
+                        str(tmp_path / "pandas.csv"), "3"]) == 2
+    assert "is not an ONNX export of Kronos" in capsys.readouterr().err

@@ -217,6 +217,24 @@ def test_long_table_and_folder(tmp_path):
     assert list(read_klines(folder, id_column="symbol").columns)[0] == "symbol"
 
 
+
+def test_a_list_of_files_names_each_series_once(tmp_path):
+    """A list of files is read as a folder holding only them: two files of one name would be one series, their
+    candles interleaved, so they are refused as in a folder; a folder or nothing in the list is named as such."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    goog().iloc[:40].to_csv(tmp_path / "a" / "GOOG.csv")
+    goog().iloc[40:80].to_csv(tmp_path / "b" / "GOOG.csv")
+    eurusd().iloc[:30].to_parquet(tmp_path / "b" / "EURUSD.parquet")
+    frame = read_klines([tmp_path / "a" / "GOOG.csv", tmp_path / "b" / "EURUSD.parquet"])
+    assert frame.groupby("series_id").size().to_dict() == {"EURUSD": 30, "GOOG": 40}
+    with pytest.raises(KlineReadError, match="two files are named 'GOOG'"):
+        read_klines([tmp_path / "a" / "GOOG.csv", tmp_path / "b" / "GOOG.csv"])
+    with pytest.raises(KlineReadError, match="is a folder, not a file"):
+        read_klines([tmp_path / "a"])
+    with pytest.raises(KlineReadError, match="empty list of files"):
+        read_klines([])
+
 AMBIGUOUS = {
     "two time columns": ("date,time,open,high,low,close\n2024-01-02,09:30,1,2,0.5,1\n",
                          "several columns could be the timestamps ('date', 'time'); pass --timestamp-column"),
@@ -228,6 +246,10 @@ AMBIGUOUS = {
     "no time": ("when,open,high,low,close\n2024-01-02,1,2,0.5,1\n", "no timestamp column"),
     "no close": ("date,open,high,low,Adj Close\n2024-01-02,1,2,0.5,1\n", "missing column(s) close"),
     "yfinance several tickers": ("Price,Close,Close\nTicker,AAPL,MSFT\nDate,,\n2024-01-02,1,2\n", "several tickers"),
+    # pandas reads a repeated name as `close, close.1`; the second would have been ignored without a word
+    "repeated name": ("date,open,high,low,close,close\n2024-01-02,1,2,0.5,1,9\n", "column(s) close appear more than once"),
+    "repeated name, other separator": ("date;close;open;high;low;close\n2024-01-02;1;1;2;0.5;9\n",
+                                       "column(s) close appear more than once"),
     "text price": ("date,open,high,low,close\n2024-01-02,1,2,0.5,1\n2024-01-03,1,2,zero,1\n",
                    "column 'low' is not a number ('zero') in data row 2"),
     "decimal comma": ("date;open;high;low;close\n2024-01-02;1,5;2;0,5;1\n", "column 'open' is not a number ('1,5')"),
@@ -247,7 +269,7 @@ def test_ambiguity_and_bad_files_are_one_line(case, tmp_path):
         read_klines(path)
     assert isinstance(info.value, ValueError)
     assert message in str(info.value) and "\n" not in str(info.value)
-    assert str(info.value).startswith(str(path))
+    assert str(info.value).startswith(str(path)) and str(info.value).count(str(path)) == 1, str(info.value)
 
 
 def test_overrides_resolve_ambiguity(tmp_path):
@@ -259,6 +281,8 @@ def test_overrides_resolve_ambiguity(tmp_path):
         read_klines(path, columns={"price": "close"})
     with pytest.raises(KlineReadError, match="--timestamp-column 'stamp' is not a column"):
         read_klines(path, timestamp_column="stamp")
+    with pytest.raises(KlineReadError, match="--columns close='Last' is not a column"):
+        read_klines(path, timestamp_column="date", columns={"close": "Last"})
     with pytest.raises(KlineReadError, match="no such file"):
         read_klines(tmp_path / "missing.csv")
     with pytest.raises(TypeError):
@@ -277,6 +301,19 @@ def test_separators_and_tz_offsets(tmp_path):
     pd.testing.assert_frame_equal(read_klines(tmp_path / "cn.csv"), data)
 
 
+
+def test_mixed_utc_offsets_in_an_unnamed_index_are_named_as_such(tmp_path):
+    """pandas' `to_csv` of a frame indexed in New York time writes -05:00 and -04:00 across a daylight-saving change;
+    the unnamed first column is still the time column, refused for its offsets rather than reported missing."""
+    frame = goog().loc["2012-10-01":"2012-11-30"]
+    frame.index = frame.index.tz_localize("America/New_York")
+    frame.to_csv(tmp_path / "ny.csv")
+    with pytest.raises(KlineReadError, match="the timestamps mix UTC offsets"):
+        read_klines(tmp_path / "ny.csv")
+    # one offset throughout (October only): read as the wall-clock time written
+    frame.loc[:"2012-10-31"].to_csv(tmp_path / "october.csv")
+    pd.testing.assert_frame_equal(read_klines(tmp_path / "october.csv"), expected(frame.loc[:"2012-10-31"]))
+
 def test_check_series_reasons():
     data = expected(goog().iloc[:40])
     assert check_series(data, 16)[0].shape == (40, 5)
@@ -292,6 +329,11 @@ def test_check_series_reasons():
     # an optional column that is empty throughout (a folder where only some files have it) is dropped
     values, _ = check_series(data.assign(amount=np.nan), 1)
     assert "amount" not in values.columns
+    # a frame in another layout is named as such (it was a KeyError)
+    with pytest.raises(KlineReadError, match="lacks the column\\(s\\) timestamps, close of read_klines' layout"):
+        check_series(data.rename(columns={"timestamps": "date", "close": "Close"}))
+    with pytest.raises(TypeError, match="must be a pandas DataFrame"):
+        check_series(data.to_numpy())
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .checks import MIN_TEMPERATURE
 from .io_utils import make_folders, one_line, remove_folders, temporary_sibling
 
 from .universe import DEFAULT_LOOKBACK, MIN_HISTORY
@@ -80,7 +81,9 @@ def int_at_least(minimum, name, maximum=None):
     return parse
 
 
-def positive_float(name, upper=None, upper_inclusive=True):
+def positive_float(name, upper=None, upper_inclusive=True, lower=None, hint=""):
+    """A flag's number: finite, positive, at least `lower` and at most `upper` when given (`hint` follows a
+    too-small value's message)."""
     def parse(text):
         try:
             value = float(text)
@@ -88,12 +91,18 @@ def positive_float(name, upper=None, upper_inclusive=True):
             raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
         if not math.isfinite(value) or value <= 0:
             raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+        if lower is not None and value < lower:
+            raise argparse.ArgumentTypeError(f"must be at least {lower:g}{hint}, got {text!r}")
         if upper is not None and (value > upper or (value == upper and not upper_inclusive)):
             bound = "at most" if upper_inclusive else "below"
             raise argparse.ArgumentTypeError(f"must be {bound} {upper}, got {text!r}")
         return value
 
     return parse
+
+
+# smaller temperatures overflow the float32 logits; greedy decoding is --top-k 1
+temperature_flag = positive_float("--temperature", lower=MIN_TEMPERATURE, hint=" (for greedy decoding, use --top-k 1)")
 
 
 def quantile_list(text):
@@ -168,7 +177,7 @@ def build_parser():
                         help="decode at most N sample paths together, to bound memory (default: all of them)")
     parser.add_argument("--quantiles", type=quantile_list, default=(0.1, 0.5, 0.9), metavar="Q1,Q2,...",
                         help="quantile levels written next to the mean (default: 0.1,0.5,0.9)")
-    parser.add_argument("--temperature", type=positive_float("--temperature"), default=1.0, metavar="T",
+    parser.add_argument("--temperature", type=temperature_flag, default=1.0, metavar="T",
                         help="sampling temperature (default: 1.0)")
     parser.add_argument("--top-p", type=positive_float("--top-p", upper=1.0), default=0.9, metavar="P",
                         help="nucleus sampling threshold in (0, 1] (default: 0.9, as upstream)")

@@ -161,7 +161,14 @@ def _series_frame(frame, timestamp_column, where):
     out.insert(0, TIMESTAMP_COLUMN, pd.DatetimeIndex(stamps).to_numpy())
     steps = out[TIMESTAMP_COLUMN].diff().iloc[1:]
     if (steps <= pd.Timedelta(0)).any():
-        raise ValueError(f"{where}timestamps are not strictly increasing")
+        first = int(np.flatnonzero((steps <= pd.Timedelta(0)).to_numpy())[0]) + 1
+        repeated = steps.iloc[first - 1] == pd.Timedelta(0)
+        raise ValueError(
+            f"{where}timestamps are not strictly increasing: {out[TIMESTAMP_COLUMN].iloc[first]} (row {first + 1}) "
+            + ("is repeated" if repeated else "comes before the row before it")
+            # one frame with repeated timestamps is most often a long table of several series
+            + ("; a long table of several series needs `id_column`" if repeated and not where else "")
+        )
     return out
 
 
@@ -192,7 +199,8 @@ def _check_options(series, targets, quantiles, metrics):
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
     if "coverage_80" in metrics and not set(COVERAGE_LEVELS) <= set(quantiles):
-        raise ValueError(f"coverage_80 needs the quantile levels 0.1 and 0.9, got {', '.join(map(str, quantiles))}")
+        raise ValueError(f"coverage_80 needs the quantile levels 0.1 and 0.9, got {', '.join(map(str, quantiles))}; "
+                         "add them, or leave coverage_80 out of the metrics")
     return targets, quantiles, metrics
 
 

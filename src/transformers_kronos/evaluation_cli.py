@@ -32,6 +32,7 @@ from .cli import (
     quantile_list,
     read_source,
     run_command,
+    temperature_flag,
 )
 from .evaluation import METRICS, TIMESTAMP_COLUMN, backtest
 from .io_utils import one_line
@@ -79,7 +80,7 @@ def build_parser():
                         help="each window's seed is derived from it, the series id and the origin (default: 0)")
     parser.add_argument("--batch-size", type=int_at_least(1, "--batch-size"), default=None, metavar="B",
                         help="decode at most B sample paths together, over all windows, to bound memory")
-    parser.add_argument("--temperature", type=positive_float("--temperature"), default=1.0, metavar="T")
+    parser.add_argument("--temperature", type=temperature_flag, default=1.0, metavar="T")
     parser.add_argument("--top-p", type=positive_float("--top-p", upper=1.0), default=0.9, metavar="P")
     parser.add_argument("--top-k", type=int_at_least(0, "--top-k"), default=0, metavar="K")
     parser.add_argument("--sliding", choices=("exact", "rolling"), default="exact")

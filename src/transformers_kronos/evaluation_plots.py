@@ -73,7 +73,9 @@ def _skill_scores(ax, result, target):
     models = [m for m in metrics.index if m != "naive"]
     width = 0.8 / max(1, len(models))
     for i, model in enumerate(models):
-        skill = [1 - metrics.loc[model, m] / metrics.loc["naive", m] for m in shown]
+        # no skill against a naive error of 0 (a constant series): no bar, rather than an infinite one
+        skill = [1 - metrics.loc[model, m] / metrics.loc["naive", m] if metrics.loc["naive", m] > 0 else np.nan
+                 for m in shown]
         ax.bar(np.arange(len(shown)) + i * width, skill, width, label=model, color=MODEL_COLORS.get(model))
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(np.arange(len(shown)) + width * (len(models) - 1) / 2, shown)

@@ -189,10 +189,13 @@ def _parses_as_dates(values):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            stamps = _parse_text_timestamps(values.astype("string"))
+            text = values.astype("string")
+            stamps = _parse_text_timestamps(text)
+            if stamps is None:  # dates with mixed UTC offsets: still the time column, which parse_timestamps refuses
+                stamps = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
     except Exception:  # noqa: BLE001 - any failure means "not dates"
         return False
-    return stamps is not None and not stamps.isna().any()
+    return not stamps.isna().any()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -234,6 +237,14 @@ def _yfinance_header(lines, sep):
     return rows[2][0].strip() or TIMESTAMP_COLUMN, tickers
 
 
+def _check_unique(names, where):
+    """Fail when a column name appears more than once."""
+    names = pd.Index(names)
+    if names.duplicated().any():
+        repeated = sorted({str(c) for c in names[names.duplicated()]})
+        _fail(where, f"column(s) {', '.join(repeated)} appear more than once")
+
+
 def _read_csv(path, where):
     raw = Path(path).read_bytes()
     text = _decode(raw, where)
@@ -242,13 +253,15 @@ def _read_csv(path, where):
     lines = text.splitlines()
     sep = _separator(lines[0])
     yfinance = _yfinance_header(lines, sep)
+    if yfinance is not None and yfinance[0] == "several":
+        _fail(where, f"yfinance file with several tickers ({', '.join(yfinance[1])}); download one ticker per file, "
+                     "or stack them into a long table with an id column")
+    # pandas renames a repeated name (`close, close` → `close, close.1`), which would hide it
+    _check_unique([name for name in next(csv.reader(lines[:1], delimiter=sep), []) if name.strip()], where)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas' DtypeWarning on mixed columns: the values are checked later
             if yfinance is not None:
-                if yfinance[0] == "several":
-                    _fail(where, f"yfinance file with several tickers ({', '.join(yfinance[1])}); download one ticker "
-                                 "per file, or stack them into a long table with an id column")
                 frame = pd.read_csv(io.StringIO(text), sep=sep, header=0, skiprows=[1, 2])
                 frame = frame.rename(columns={frame.columns[0]: yfinance[0]})
             else:
@@ -284,9 +297,10 @@ def _find_column(frame, name, what, where):
     matches = [c for c in frame.columns if _normalise(c) == _normalise(name)]
     if len(matches) == 1:
         return matches[0]
+    named = f"{what}{name!r}" if what.endswith("=") else f"{what} {name!r}"
     if matches:
-        _fail(where, f"{what} {name!r} matches several columns ({', '.join(map(str, matches))})")
-    _fail(where, f"{what} {name!r} is not a column; the columns are {', '.join(map(str, frame.columns))}")
+        _fail(where, f"{named} matches several columns ({', '.join(map(str, matches))})")
+    _fail(where, f"{named} is not a column; the columns are {', '.join(map(str, frame.columns))}")
 
 
 def _with_index_as_column(frame):
@@ -394,10 +408,8 @@ def _order(frame, id_column, where):
 def _klines_of(frame, id_column, timestamp_column, overrides, where):
     """The standard layout of one table (see [`read_klines`])."""
     frame = _with_index_as_column(frame)
-    if frame.columns.duplicated().any():
-        repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-        _fail(where, f"column(s) {', '.join(repeated)} appear more than once")
     frame.columns = [str(c) for c in frame.columns]
+    _check_unique(frame.columns, where)
     id_name = None
     if id_column is not None:
         id_name = _find_column(frame, id_column, "--id-column", where)
@@ -441,10 +453,17 @@ def kline_files(folder) -> list:
                    if p.is_file() and p.suffix.lower() in FILE_SUFFIXES and not p.name.startswith("."))
     if not files:
         _fail(str(folder), "the folder holds no .csv, .parquet or .pq file")
+    _check_stems(files, str(folder))
+    return files
+
+
+def _check_stems(files, where):
+    """Fail when two files share a name without its extension: their series would have one id."""
     stems = pd.Series([p.stem for p in files])
     if stems.duplicated().any():
-        _fail(str(folder), f"two files are named {stems[stems.duplicated()].iloc[0]!r} (one id per file name)")
-    return files
+        stem = stems[stems.duplicated()].iloc[0]
+        named = [str(files[i]) for i in np.flatnonzero((stems == stem).to_numpy())[:2]]
+        _fail(where, f"two files are named {stem!r} ({', '.join(named)}; one id per file name)")
 
 
 def read_klines(source, *, id_column=None, timestamp_column=None, columns=None):
@@ -475,8 +494,12 @@ def read_klines(source, *, id_column=None, timestamp_column=None, columns=None):
     overrides = _overrides(columns)
     if isinstance(source, pd.DataFrame):
         return _klines_of(source.copy(), id_column, timestamp_column, overrides, "")
-    if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
-        return _read_files([Path(s).expanduser() for s in source], id_column, timestamp_column, overrides)
+    if isinstance(source, (list, tuple)) and all(isinstance(s, (str, os.PathLike)) for s in source):
+        if not source:
+            _fail("", "`source` is an empty list of files")
+        files = [Path(s).expanduser() for s in source]
+        _check_stems(files, "")
+        return _read_files(files, id_column, timestamp_column, overrides)
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"`source` must be a path, a list of paths or a pandas DataFrame, got {type(source).__name__}")
     path = Path(source).expanduser()
@@ -493,7 +516,7 @@ def _read_files(files, id_column, timestamp_column, overrides):
     parts = []
     for file in files:
         if not file.is_file():
-            _fail(str(file), "no such file")
+            _fail(str(file), "is a folder, not a file" if file.is_dir() else "no such file")
         frame = _read_file(file, str(file))
         has_ids = any(_normalise(c) == _normalise(name) for c in map(str, frame.columns))
         klines = _klines_of(frame, name if has_ids else None, timestamp_column, overrides, str(file))
@@ -529,6 +552,11 @@ def check_series(frame, min_length=1):
         [`KlineReadError`] with a one-line reason: too short, repeated or decreasing timestamps, a missing or non-finite
         value (with its candle's timestamp), a high below the open or close or a low above them.
     """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"`frame` must be a pandas DataFrame as read_klines returns it, got {type(frame).__name__}")
+    missing = [c for c in (TIMESTAMP_COLUMN, *PRICE_FIELDS) if c not in frame.columns]
+    if missing:
+        _fail("", f"the frame lacks the column(s) {', '.join(missing)} of read_klines' layout; read it with read_klines")
     stamps = frame[TIMESTAMP_COLUMN].reset_index(drop=True)
     values = frame[[f for f in FIELDS if f in frame.columns]].reset_index(drop=True).astype(np.float64)
     for field in OPTIONAL_FIELDS:

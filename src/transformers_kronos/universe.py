@@ -8,7 +8,8 @@ The layout of an output folder `DIR`:
   the series does not have (volume, amount) is NaN. `pd.read_parquet(DIR / "forecasts")` reads every part. Each
   part is written under a temporary name and renamed into place, so a part that exists is complete.
 - `DIR/errors.csv`: the id and a one-line reason of every series that could not be forecast (too short, repeated
-  timestamps, NaN prices, ...); per-chunk files under `DIR/errors/` until the run ends.
+  timestamps, NaN prices, ...), gathered at the end of the run from the per-chunk files under `DIR/errors/`
+  (kept for `resume`).
 - `DIR/run.json`: the settings of the run, which `resume` checks before skipping the parts already written.
 
 Determinism: each series draws its paths from its own `torch.Generator`, seeded from the run's seed and the series
