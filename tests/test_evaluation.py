@@ -366,6 +366,18 @@ def test_forecasts_depend_neither_on_batching_nor_on_other_series(forecaster, da
     assert not np.allclose(together.paths["close"], other_seed.paths["close"])
 
 
+def test_saving_over_an_earlier_report_leaves_none_of_its_files(forecaster, daily, tmp_path):
+    # the first report has a figure; the second, without one, must not sit beside the first one's picture
+    kwargs = dict(id_column="symbol", lookback=32, pred_len=2, windows=1, samples=2, verbose=False)
+    backtest(forecaster, daily, plot=True, **kwargs).save(tmp_path)
+    assert {"report.png", "report.html"} <= set(os.listdir(tmp_path))
+    second = backtest(forecaster, daily, plot=False, seed=1, **kwargs)
+    written = second.save(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in written)
+    assert "report.png" not in os.listdir(tmp_path)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "metrics.csv"), second.metrics, check_dtype=False)
+
+
 def test_hourly_eurusd_and_two_targets(forecaster):
     from backtesting.test import EURUSD
 

@@ -555,10 +555,10 @@ class BacktestResult:
     def save(self, output_dir) -> list[Path]:
         """
         Write `forecasts.csv`, `metrics.csv`, `paths.npz`, `ic.csv` and, with a figure, `report.png` and
-        `report.html` into
-        `output_dir` (made if missing). Every file is written to a temporary name first and renamed only when all
-        are written: a failure leaves no file, and no folder it made. Floats are written with every digit, so the
-        metrics can be recomputed from the files exactly.
+        `report.html` into `output_dir` (made if missing), replacing an earlier report there. Every file is written
+        to a temporary name first and renamed only when all are written: a failure leaves no file, and no folder it
+        made. Without a figure, an earlier report's `report.png` and `report.html` are removed, since they would show
+        other numbers. Floats are written with every digit, so the metrics can be recomputed from the files exactly.
         """
         output_dir = Path(output_dir)
         writers = {
@@ -570,7 +570,11 @@ class BacktestResult:
         if self.figure is not None:
             writers["report.png"] = lambda p: self.figure.savefig(p, dpi=110, format="png")
             writers["report.html"] = lambda p: p.write_text(self.html(), encoding="utf-8")
-        return write_atomically(output_dir, writers)
+        written = write_atomically(output_dir, writers)
+        for stale in ("report.png", "report.html"):
+            if stale not in writers:
+                (output_dir / stale).unlink(missing_ok=True)
+        return written
 
     def html(self) -> str:
         """A small HTML page: the metrics and IC tables, and `report.png` beside it."""
