@@ -59,17 +59,36 @@ def linear_macs(module, prefixes):
                if isinstance(m, torch.nn.Linear) and name.startswith(prefixes))
 
 
-def gemm_rate(threads, size=2048, repeats=5):
-    """The best fp32 GFLOP/s of `size` x `size` products on `threads` threads."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def synchronize(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def gemm_rate(threads: int | None = None, size: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """The best fp32 GFLOP/s of `size` x `size` products on `device` (on CPU, on `threads` threads)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         torch.mm(a, b)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
+
+
+def useful_flops(model, windows: int, paths: int, lookback: int, pred_len: int) -> tuple[float, float]:
+    """
+    The useful predictor work of a forecast (see the module doc), as `(prompts, generation)` FLOPs: the backbone over
+    `windows` prompts of `lookback` candles, and per generated candle of each of `paths` paths the backbone, the
+    dependency layer and both heads.
+    """
+    backbone = linear_macs(model, ("embedding.fusion_proj", "transformer."))
+    per_candle = backbone + linear_macs(model, ("dep_layer.",)) + linear_macs(model, ("head.",))
+    return 2.0 * backbone * windows * lookback, 2.0 * per_candle * windows * paths * pred_len
 
 
 class Timer:
@@ -136,10 +155,8 @@ def main():
     rate = (rate_before + rate_after) / 2
 
     model, tokenizer = forecaster.model, forecaster.tokenizer
-    backbone = linear_macs(model, ("embedding.fusion_proj", "transformer."))
-    per_candle = backbone + linear_macs(model, ("dep_layer.",)) + linear_macs(model, ("head.",))
-    generated = args.windows * args.paths * args.pred_len
-    useful = 2 * (backbone * args.windows * args.lookback + per_candle * generated)
+    prompts, generation = useful_flops(model, args.windows, args.paths, args.lookback, args.pred_len)
+    useful = prompts + generation
     window = min(args.lookback + args.pred_len, max(forecaster.max_context, args.pred_len))
     encode = 2 * linear_macs(tokenizer, ("embed", "encoder.", "quant")) * args.windows * args.lookback
     decoder = 2 * linear_macs(tokenizer, ("decoder.", "head", "post_quant"))
@@ -160,8 +177,7 @@ def main():
           f"{rate_after:.1f})")
     print(f"wall time:                                {wall:8.2f} s (CPU time {cpu:.2f} s on {args.threads} threads)")
     print(f"useful predictor work:                    {useful / 1e9:8.1f} GFLOP "
-          f"(prompts {2 * backbone * args.windows * args.lookback / 1e9:.1f}, generation "
-          f"{2 * per_candle * generated / 1e9:.1f})")
+          f"(prompts {prompts / 1e9:.1f}, generation {generation / 1e9:.1f})")
     print(f"useful rate:                              {useful / wall / 1e9:8.1f} GFLOP/s = "
           f"{100 * useful / wall / 1e9 / rate:.1f}% of GEMM (bar: 50%)")
     print(f"tokenizer linear work (not counted):      encode {encode / 1e9:.1f} GFLOP, decode {decode / 1e9:.1f} GFLOP "
