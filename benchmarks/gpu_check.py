@@ -17,7 +17,7 @@ upstream's own `save_pretrained`, loaded by both sides), greedy forecasts so the
    weights exported to ONNX and forecast by `OnnxForecaster`: its forecast against ours in fp32 and its speed per
    case (`--no-onnx` skips it; so does a machine whose onnxruntime lacks the device's provider, with a note).
 
-    python benchmarks/gpu_check.py                       # on cuda, about 5 minutes on one GPU
+    python benchmarks/gpu_check.py                       # on cuda: a few minutes on one GPU (not yet timed)
     python benchmarks/gpu_check.py --device cpu --quick  # a small smoke run that the script works (no GPU needed)
     PYTHONPATH=src python benchmarks/gpu_check.py --output gpu_check.md  # from a checkout, the table kept in a file
 
