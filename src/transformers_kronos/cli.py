@@ -66,7 +66,7 @@ class CliArgumentParser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def int_at_least(minimum, name, maximum=None):
+def int_at_least(minimum: int, name: str, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text):
         try:
             value = int(text)
@@ -81,7 +81,9 @@ def int_at_least(minimum, name, maximum=None):
     return parse
 
 
-def positive_float(name, upper=None, upper_inclusive=True, lower=None, hint=""):
+def positive_float(
+    name: str, upper: float | None = None, upper_inclusive: bool = True, lower: float | None = None, hint: str = ""
+) -> Callable[[str], float]:
     """A flag's number: finite, positive, at least `lower` and at most `upper` when given (`hint` follows a
     too-small value's message)."""
     def parse(text):
@@ -105,7 +107,7 @@ def positive_float(name, upper=None, upper_inclusive=True, lower=None, hint=""):
 temperature_flag = positive_float("--temperature", lower=MIN_TEMPERATURE, hint=" (for greedy decoding, use --top-k 1)")
 
 
-def quantile_list(text):
+def quantile_list(text: str) -> tuple[float, ...]:
     levels = []
     for part in text.split(","):
         part = part.strip()
@@ -121,7 +123,7 @@ def quantile_list(text):
     return tuple(sorted(levels))
 
 
-def column_map(text):
+def column_map(text: str) -> dict[str, str]:
     """`FIELD=NAME,...` → `{field: column name}` (the `--columns` argument)."""
     mapping = {}
     for part in text.split(","):
@@ -135,7 +137,7 @@ def column_map(text):
     return mapping
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = CliArgumentParser(
         prog="kronos-forecast",
         description="Forecast the next candles of K-line files with Kronos: one series to CSV and PNG, or a whole "
@@ -229,7 +231,7 @@ def reader_notes(stderr, seen=None, prog="kronos-forecast"):
                     print(f"{prog}: note: {message}", file=stderr)
 
 
-def read_source(args, stderr, prog="kronos-forecast"):
+def read_source(args: argparse.Namespace, stderr, prog: str = "kronos-forecast") -> pd.DataFrame:
     """
     The K-lines of `--csv`/`--data` (with `--id-column`, `--timestamp-column`, `--columns` where the command has
     them) through [`read_klines`]; its notes go to `stderr`, one line each, after `prog`.
@@ -302,7 +304,7 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def load_forecaster(model, tokenizer, device, dtype):
+def load_forecaster(model: str | None, tokenizer: str | None, device: str | None, dtype: str) -> tuple:
     """`(forecaster, is_demo)` for the given checkpoints, or for the bundled demo when both are `None`."""
     import torch
 
@@ -483,7 +485,7 @@ def _write_outputs(result, samples, history, output, plot, title):
             remove_folders(created)
 
 
-def run(args, stdout=None, stderr=None):
+def run(args: argparse.Namespace, stdout=None, stderr=None) -> pd.DataFrame:
     """Execute a parsed command line; returns the forecast frame. Raises `CliError` on bad input."""
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
@@ -607,7 +609,7 @@ def _open_universe(args, stderr):
     return universe
 
 
-def run_universe(args, stdout, stderr):
+def run_universe(args: argparse.Namespace, stdout, stderr) -> int:
     """`kronos-forecast --data ... --output-dir DIR`: every series, in chunks; returns the exit status (0 or 3)."""
     from accelerate import PartialState
 

@@ -310,7 +310,7 @@ def mase_scale(history: np.ndarray) -> float:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def baseline_column(target, baseline, std=False):
+def baseline_column(target: str, baseline: str, std: bool = False) -> str:
     """Column of a baseline's mean (or, with `std=True`, its standard deviation) in the forecasts table."""
     return f"{target}_{baseline}" + ("_std" if std else "")
 
@@ -452,7 +452,15 @@ def _direction_accuracy(forecast, actual, last, model):
     return float(np.mean(np.sign(forecast[moved] - last[moved]) == np.sign(actual[moved] - last[moved])))
 
 
-def compute_metrics(forecasts, paths, scales, targets, id_column, models=(MODEL, *BASELINES), hac_lags=None):
+def compute_metrics(
+    forecasts: pd.DataFrame,
+    paths: dict,
+    scales: dict,
+    targets,
+    id_column: str,
+    models=(MODEL, *BASELINES),
+    hac_lags: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     The metrics table, one row per (model, target), from the forecasts table.
 

@@ -16,6 +16,7 @@ Any problem with the input ends the command with one line on stderr and exit sta
 and nothing is written.
 """
 
+import argparse
 import os
 import sys
 import warnings
@@ -48,7 +49,7 @@ def _name_list(text):
     return tuple(names)
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = CliArgumentParser(prog=PROG, description="Backtest Kronos forecasts against naive baselines.")
     parser.add_argument("--data", required=True, metavar="FILE_OR_DIR",
                         help="K-lines as kronos-forecast reads them: a CSV or Parquet file (one series, or many with "
@@ -116,7 +117,7 @@ def read_data(args, stderr):
     return series, id_column or DEFAULT_ID_COLUMN
 
 
-def check_output_dir(output_dir, data_path):
+def check_output_dir(output_dir: str, data_path: str) -> Path:
     """The output folder, resolved, checked before any forecast: a folder (or nothing yet), writable, not the input's."""
     folder = Path(os.path.realpath(Path(output_dir).expanduser()))
     if folder.exists() and not folder.is_dir():

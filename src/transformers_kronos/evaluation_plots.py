@@ -22,7 +22,7 @@ MAX_EXAMPLES = 24
 HISTORY_SHOWN = 3
 
 
-def plot_backtest(result, title=None):
+def plot_backtest(result, title: str | None = None):
     """
     The report of a [`BacktestResult`] (its first target): the metrics table; skill scores `1 - model / naive`;
     mean absolute error by horizon step; calibration (share of actuals below each quantile, against its level) and

@@ -138,7 +138,7 @@ def _parse_text_timestamps(values):
     return best
 
 
-def parse_timestamps(values, where=""):
+def parse_timestamps(values: pd.Series, where: str = "") -> pd.Series:
     """
     Naive datetimes of a column of timestamps, in the wall-clock time they are written in (a UTC offset or zone is
     dropped after parsing, not converted away).
@@ -466,7 +466,13 @@ def _check_stems(files, where):
         _fail(where, f"two files are named {stem!r} ({', '.join(named)}; one id per file name)")
 
 
-def read_klines(source, *, id_column=None, timestamp_column=None, columns=None):
+def read_klines(
+    source: "str | os.PathLike | list | tuple | pd.DataFrame",
+    *,
+    id_column: str | None = None,
+    timestamp_column: str | None = None,
+    columns: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """
     Read K-lines from a file, a folder of files or a DataFrame into the standard layout.
 
@@ -536,7 +542,7 @@ def _layout(parts, id_name):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def check_series(frame, min_length=1):
+def check_series(frame: pd.DataFrame, min_length: int = 1) -> tuple[pd.DataFrame, pd.Series]:
     """
     Check one series of the standard layout before it is forecast.
 
