@@ -227,7 +227,9 @@ class Report:
             for check, result in rows:
                 self.add(check, result)
         except Exception as err:  # noqa: BLE001  (a rare GPU session keeps the other sections' rows)
-            message = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+            from transformers_kronos.io_utils import one_line
+
+            message = f"{type(err).__name__}: {one_line(err)}"[:300]
             self.add(f"{name}", f"failed: {message}")
 
 
