@@ -1,5 +1,6 @@
 """KronosForecaster: parity with upstream's KronosPredictor, batches, sample paths, quantiles and input checks."""
 
+import datetime as dt
 import warnings
 from pathlib import Path
 
@@ -7,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import assume, event, given, settings
+from hypothesis import strategies as st
 from conftest import TINY_MODEL_CONFIGS, TINY_TOKENIZER_CONFIGS, random_klines
 
 from transformers_kronos import (
@@ -529,6 +532,69 @@ def test_infer_future_timestamps():
         infer_future_timestamps(irregular, 2)
     with pytest.raises(ValueError, match="fewer than 2"):
         infer_future_timestamps(pd.to_datetime(["2024-01-01"]), 2)
+
+
+def walk_calendar(history: pd.DatetimeIndex, step: pd.Timedelta, pred_len: int) -> list:
+    """The calendar rule read literally: step on from the last bar one `step` at a time and keep the times that fall
+    on a weekday (and, for intraday bars, a time of day) of the history; 14 days without one is an error."""
+    weekdays = set(history.day_of_week)
+    if history[-1] - history[0] < pd.Timedelta(days=7):
+        weekdays = set(range(5)) if weekdays <= set(range(5)) else set(range(7))
+    times = {t - t.normalize() for t in history} if step < pd.Timedelta(days=1) else None
+    future, t, since = [], history[-1], 0
+    while len(future) < pred_len:
+        t, since = t + step, since + 1
+        if since > pd.Timedelta(days=14) / step:
+            raise ValueError("no bar within two weeks")
+        if t.day_of_week in weekdays and (times is None or t - t.normalize() in times):
+            future.append(t)
+            since = 0
+    return future
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    step=st.sampled_from(["5min", "30min", "1h", "1D"]),
+    opens=st.integers(0, 23),
+    hours=st.integers(1, 24),
+    lunch=st.booleans(),
+    weekdays=st.sets(st.integers(0, 6), min_size=1),
+    tz=st.sampled_from([None, "America/New_York", "Asia/Shanghai", "Europe/London"]),
+    start=st.datetimes(dt.datetime(2019, 1, 1), dt.datetime(2025, 12, 31)),
+    length=st.integers(2, 300),
+    pred_len=st.integers(1, 40),
+    unit=st.sampled_from(["s", "us", "ns"]),
+)
+def test_future_timestamps_follow_the_calendar_walk(step, opens, hours, lunch, weekdays, tz, start, length, pred_len,
+                                                    unit):
+    """Histories on random sessions, lunch breaks, weekdays, time zones (DST included) and units, whose steps neither
+    repeat one length nor follow a pandas frequency: the inferred future is the one the step-by-step walk finds, or
+    both refuse."""
+    step = pd.Timedelta(step)
+    grid = pd.date_range(pd.Timestamp(start).floor(step), periods=length * 60, freq=step, tz=tz)
+    time_of_day = grid - grid.normalize()
+    on = grid.day_of_week.isin(list(weekdays)) & (time_of_day >= pd.Timedelta(hours=opens))
+    on &= time_of_day < pd.Timedelta(hours=opens + hours)
+    if lunch:
+        on &= (time_of_day < pd.Timedelta(hours=opens + hours / 3)) | (time_of_day >= pd.Timedelta(hours=opens + hours / 2))
+    history = grid[on][:length].as_unit(unit)
+    steps = pd.Series(history[1:] - history[:-1])
+    assume(len(history) >= 3 and steps.nunique() > 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assume(pd.infer_freq(history) is None)
+    # the rule applies when one step length covers half of the steps; otherwise both parts are refused
+    regular = (steps == steps.mode().iloc[0]).mean() >= 0.5
+    try:
+        expected = walk_calendar(history, steps.mode().iloc[0], pred_len) if regular else None
+    except ValueError:
+        expected = None
+    event("refused" if expected is None else f"continued, tz {tz}")
+    if expected is None:
+        with pytest.raises(ValueError, match="y_timestamp"):
+            infer_future_timestamps(history, pred_len)
+    else:
+        assert list(infer_future_timestamps(history, pred_len)) == expected
 
 
 def test_predict_continues_the_trading_calendar(forecaster):
