@@ -28,8 +28,9 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn, TextIO
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,7 @@ class CliError(Exception):
 class CliArgumentParser(argparse.ArgumentParser):
     """argparse prints the usage and exits on bad arguments; report them like every other input problem instead."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise CliError(message)
 
 
@@ -67,7 +68,7 @@ class CliArgumentParser(argparse.ArgumentParser):
 
 
 def int_at_least(minimum: int, name: str, maximum: int | None = None) -> Callable[[str], int]:
-    def parse(text):
+    def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
@@ -86,7 +87,7 @@ def positive_float(
 ) -> Callable[[str], float]:
     """A flag's number: finite, positive, at least `lower` and at most `upper` when given (`hint` follows a
     too-small value's message)."""
-    def parse(text):
+    def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
@@ -209,7 +210,7 @@ def _source(args):
 
 
 @contextlib.contextmanager
-def reader_notes(stderr, seen=None, prog="kronos-forecast"):
+def reader_notes(stderr: TextIO, seen: set | None = None, prog: str = "kronos-forecast") -> Iterator[None]:
     """
     Print the reader's notes ([`KlineReadWarning`]) to `stderr` after `prog`, one line each and each once (`seen`:
     those printed already); turn its errors into `CliError`.
@@ -362,7 +363,9 @@ def load_forecaster(model: str | None, tokenizer: str | None, device: str | None
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def forecast_frame(samples, columns, future, quantile_levels):
+def forecast_frame(
+    samples: np.ndarray, columns: list[str], future: pd.DatetimeIndex, quantile_levels: list[float]
+) -> pd.DataFrame:
     """
     Summarise sample paths into the CSV layout: `timestamps`, the mean of each column, then each quantile.
 

@@ -101,7 +101,7 @@ class _Window:
     future: pd.DataFrame  # the `pred_len` candles after the origin
 
     @property
-    def origin(self):
+    def origin(self) -> pd.Timestamp:
         return self.context[TIMESTAMP_COLUMN].iloc[-1]
 
 

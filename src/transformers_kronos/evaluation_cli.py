@@ -21,6 +21,9 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TextIO
+
+import pandas as pd
 
 from .cli import (
     DEMO_NOTICE,
@@ -35,7 +38,7 @@ from .cli import (
     run_command,
     temperature_flag,
 )
-from .evaluation import METRICS, TIMESTAMP_COLUMN, backtest
+from .evaluation import METRICS, TIMESTAMP_COLUMN, BacktestResult, backtest
 from .io_utils import one_line
 
 PROG = "kronos-evaluate"
@@ -91,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_data(args, stderr):
+def read_data(args: argparse.Namespace, stderr: TextIO) -> tuple[dict[str, pd.DataFrame], str]:
     """
     The series of `--data`, read exactly as `kronos-forecast` reads its input ([`read_klines`], then
     [`check_series`] for every series): `(mapping id → frame with a timestamps column, id column name)`.
@@ -136,7 +139,7 @@ def check_output_dir(output_dir: str, data_path: str) -> Path:
     return folder
 
 
-def run(args, stdout=None, stderr=None):
+def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> BacktestResult:
     """Execute a parsed command line; returns the [`BacktestResult`]. Raises `CliError` on bad input."""
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr

@@ -83,7 +83,9 @@ class DecodeS1(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, s1_ids, s2_ids, stamp, attention_mask):
+    def forward(
+        self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, stamp: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model.decode_s1(s1_ids, s2_ids, stamp, attention_mask, validate=False)
 
 
@@ -94,7 +96,7 @@ class DecodeS2(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, context, s1_ids, attention_mask):
+    def forward(self, context: torch.Tensor, s1_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model.decode_s2(context, s1_ids, attention_mask, validate=False)
 
 
@@ -121,7 +123,14 @@ class DecodeS2Cached(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, context, s1_ids, attention_mask, dep_key, dep_value):
+    def forward(
+        self,
+        context: torch.Tensor,
+        s1_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        dep_key: torch.Tensor,
+        dep_value: torch.Tensor,
+    ) -> torch.Tensor:
         model = self.model
         cache = _cache_from(model, [dep_key, dep_value], range(model.config.n_layers, model.config.n_layers + 1))
         sibling = model.embedding.emb_s1(s1_ids)
@@ -135,7 +144,7 @@ class Encode(nn.Module):
         super().__init__()
         self.tokenizer = tokenizer
 
-    def forward(self, x, attention_mask):
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s1_ids, s2_ids = self.tokenizer.encode(x, half=True, attention_mask=attention_mask)
         return s1_ids, s2_ids
 
@@ -147,7 +156,7 @@ class Decode(nn.Module):
         super().__init__()
         self.tokenizer = tokenizer
 
-    def forward(self, s1_ids, s2_ids, attention_mask):
+    def forward(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.tokenizer.decode([s1_ids, s2_ids], half=True, attention_mask=attention_mask)
 
 
@@ -349,7 +358,7 @@ def _describe(path: Path) -> dict:
 
     graph = onnx.load(str(path), load_external_data=False).graph
 
-    def values(items):
+    def values(items) -> list[dict]:
         return [
             {
                 "name": v.name,

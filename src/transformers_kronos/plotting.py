@@ -27,7 +27,7 @@ FORECAST_COLOR = "#1f5fbf"
 SAMPLE_COLOR = "#7f8ea3"
 
 
-def require_matplotlib():
+def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError as err:
@@ -184,16 +184,16 @@ class _Chart:
         self.levels = quantile_levels_in(forecast, "close")
 
     @staticmethod
-    def column(frame, name):
+    def column(frame: pd.DataFrame, name: str) -> np.ndarray:
         return frame[name].to_numpy(dtype=float)
 
-    def joined(self, values):
+    def joined(self, values: np.ndarray) -> np.ndarray:
         return np.concatenate([[self.last_close], values])
 
-    def close_line(self, name):
+    def close_line(self, name: str) -> np.ndarray:
         return self.joined(self.column(self.forecast, name))
 
-    def candles(self, frame):
+    def candles(self, frame: pd.DataFrame) -> tuple[np.ndarray, ...]:
         return tuple(self.column(frame, name) for name in ("open", "high", "low", "close"))
 
 

@@ -132,7 +132,7 @@ class UniverseSource:
                                  f"{', '.join(n for n in names if not n.startswith('__'))}")
         return matches[0]
 
-    def read(self, ids):
+    def read(self, ids: list) -> tuple[dict, dict]:
         """`(series, errors)`: id → frame in [`read_klines`]' layout, and id → reason for series that cannot be read."""
         if self._groups is not None:
             return {i: self._groups[i] for i in ids}, {}
