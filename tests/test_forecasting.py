@@ -527,6 +527,10 @@ def test_infer_future_timestamps():
     assert list(infer_future_timestamps(days, 3)) == list(pd.bdate_range("2024-01-15", periods=3))
     minutes = pd.Series(pd.date_range("2024-01-01 09:30", periods=5, freq="15min"))
     assert list(infer_future_timestamps(minutes, 2)) == [pd.Timestamp("2024-01-01 10:45"), pd.Timestamp("2024-01-01 11:00")]
+    # one-second bars 09:30-10:00 on weekdays, ending on a Friday: the future starts on Monday's open
+    sessions = [pd.date_range(d + pd.Timedelta("9h30min"), periods=1800, freq="s") for d in days[:5]]
+    seconds = infer_future_timestamps(sessions[0].append(sessions[1:]), 50)
+    assert list(seconds) == list(pd.date_range("2024-01-08 09:30", periods=50, freq="s"))
     irregular = pd.to_datetime(["2024-01-01 09:30", "2024-01-01 09:35", "2024-01-01 11:00", "2024-01-01 11:02"])
     with pytest.raises(ValueError, match="y_timestamp"):
         infer_future_timestamps(irregular, 2)

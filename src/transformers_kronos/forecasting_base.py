@@ -109,7 +109,8 @@ def _continue_calendar(index, gaps, pred_len):
     kept, examined = np.empty(0, dtype=np.int64), 0  # steps after the last bar: of the bars kept, of the last candidate
     future = index[:0]
     while len(kept) < pred_len:
-        size = 8 * (pred_len - len(kept)) + 64
+        # doubling over long pauses: seconds bars cross a night in a few blocks
+        size = max(8 * (pred_len - len(kept)) + 64, examined)
         candidates = index[-1] + pd.timedelta_range(start=step * (examined + 1), periods=size, freq=step)
         keep = candidates.day_of_week.isin(list(weekdays))
         if times is not None:
