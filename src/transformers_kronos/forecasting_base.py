@@ -106,20 +106,19 @@ def _continue_calendar(index, gaps, pred_len):
     tries = max(1, int(pd.Timedelta(days=14) / step))
     # the candidates are every step after the last bar, judged a block at a time (a loop over single timestamps
     # costs ~10 ms a series, which a universe of thousands of series feels)
-    kept, examined = np.empty(0, dtype=np.int64), 0  # steps after the last bar: of the bars kept, of the last candidate
-    future = index[:0]
-    while len(kept) < pred_len:
+    future, examined = index[:0], 0  # the bars found; the candidates judged, in steps after the last bar
+    while len(future) < pred_len:
         # doubling over long pauses: seconds bars cross a night in a few blocks
-        size = max(8 * (pred_len - len(kept)) + 64, examined)
+        size = max(8 * (pred_len - len(future)) + 64, examined)
         candidates = index[-1] + pd.timedelta_range(start=step * (examined + 1), periods=size, freq=step)
         keep = candidates.day_of_week.isin(list(weekdays))
         if times is not None:
             keep &= (candidates - candidates.normalize()).isin(times)
-        kept = np.concatenate([kept, examined + 1 + np.flatnonzero(keep)])
-        future = future.append(candidates[keep])
-        examined += size
-        gaps = np.diff(kept[:pred_len], prepend=0)
-        if (gaps > tries).any() or (len(kept) < pred_len and examined - (kept[-1] if len(kept) else 0) > tries):
+        future, examined = future.append(candidates[keep]), examined + size
+        # steps from each bar to the next, and from the last one found to the last candidate while more are needed
+        bars = index[-1:].append(future[:pred_len])
+        waits = (bars[1:] - bars[:-1]) / step
+        if (waits > tries).any() or (len(future) < pred_len and (candidates[-1] - bars[-1]) / step > tries):
             raise ValueError(
                 "cannot infer future timestamps: the history's calendar leaves no bar within two weeks; pass "
                 "`y_timestamp`"
