@@ -28,7 +28,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -232,7 +232,7 @@ def reader_notes(stderr: TextIO, seen: set | None = None, prog: str = "kronos-fo
                     print(f"{prog}: note: {message}", file=stderr)
 
 
-def read_source(args: argparse.Namespace, stderr, prog: str = "kronos-forecast") -> pd.DataFrame:
+def read_source(args: argparse.Namespace, stderr: TextIO, prog: str = "kronos-forecast") -> pd.DataFrame:
     """
     The K-lines of `--csv`/`--data` (with `--id-column`, `--timestamp-column`, `--columns` where the command has
     them) through [`read_klines`]; its notes go to `stderr`, one line each, after `prog`.
@@ -364,7 +364,7 @@ def load_forecaster(model: str | None, tokenizer: str | None, device: str | None
 
 
 def forecast_frame(
-    samples: np.ndarray, columns: list[str], future: pd.DatetimeIndex, quantile_levels: list[float]
+    samples: np.ndarray, columns: Sequence[str], future: pd.DatetimeIndex, quantile_levels: Sequence[float]
 ) -> pd.DataFrame:
     """
     Summarise sample paths into the CSV layout: `timestamps`, the mean of each column, then each quantile.
@@ -488,7 +488,7 @@ def _write_outputs(result, samples, history, output, plot, title):
             remove_folders(created)
 
 
-def run(args: argparse.Namespace, stdout=None, stderr=None) -> pd.DataFrame:
+def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> pd.DataFrame:
     """Execute a parsed command line; returns the forecast frame. Raises `CliError` on bad input."""
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
@@ -612,7 +612,7 @@ def _open_universe(args, stderr):
     return universe
 
 
-def run_universe(args: argparse.Namespace, stdout, stderr) -> int:
+def run_universe(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """`kronos-forecast --data ... --output-dir DIR`: every series, in chunks; returns the exit status (0 or 3)."""
     from accelerate import PartialState
 
