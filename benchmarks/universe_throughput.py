@@ -4,6 +4,7 @@ fp32 matrix-multiply rate measured in the same run.
 
     python benchmarks/universe_throughput.py                   # 64 windows x 10 paths, lookback 400, 20 ahead
     python benchmarks/universe_throughput.py --windows 8       # a smaller smoke run
+    python benchmarks/universe_throughput.py --repeats 5       # five timed forecasts: the median ratio
 
 The case: a Kronos-small-sized predictor and a Kronos-Tokenizer-base-sized tokenizer with random weights (the
 published configs, /work/shared/kronos_reference_configs.json; speed does not depend on the values), `--windows`
@@ -17,10 +18,11 @@ work is printed beside it, because it is not small: upstream decodes the whole l
 where the forecaster decodes the window's context once per series (`transformers_kronos.tokenizer_decoding`).
 
 The bar (issue 19) is useful work / wall time >= 50% of the GEMM rate, which is the best of several 2048 x 2048 fp32
-products on the same threads, measured before and after the forecast (their mean is the reference). Timings on a
-shared machine are noisy; the script prints where the time goes (the tokenizer's encode and decode, the predictor's
-decoding loop, and inside the loop the prompts' pass through the backbone, the paths' attention over their shared
-prompt and the sampling) from one timed forecast after a warm-up.
+products on the same threads, measured before and after each timed forecast (their mean is that forecast's
+reference). Timings on a shared machine are noisy: the same forecast takes 21-27 s from one minute to the next here,
+so `--repeats N` times N forecasts after a warm-up and reports every run's ratio and their median. The script also
+prints where the time goes (the tokenizer's encode and decode, the predictor's decoding loop, and inside the loop the
+prompts' pass through the backbone, the paths' attention over their shared prompt and the sampling), per run.
 """
 
 import argparse
@@ -116,16 +118,110 @@ def build(max_context):
     return KronosForecaster(model, tokenizer, device="cpu")
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=64)
     parser.add_argument("--paths", type=int, default=10)
     parser.add_argument("--lookback", type=int, default=400)
     parser.add_argument("--pred-len", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="timed forecasts, each between two GEMM measurements; the median ratio is the result")
     args = parser.parse_args()
+    if min(args.windows, args.paths, args.lookback, args.pred_len, args.threads, args.repeats) < 1:
+        parser.error("--windows, --paths, --lookback, --pred-len, --threads and --repeats must be positive")
+    return args
 
-    rate_before = gemm_rate(args.threads)
+
+def install_timers(forecaster):
+    """Timers on the forecast's parts: `(outer, inner)`, each `{name: Timer}` (inner = inside the decoding loop)."""
+    outer = {name: Timer(owner, method) for name, owner, method in (
+        ("tokenizer encode", forecaster.tokenizer, "encode"),
+        ("predictor decoding loop", forecaster.model, "generate_tokens"),
+        ("tokenizer decode", forecaster, "_decode_window"))}
+    # module functions, looked up at call time by their callers
+    inner = {name: Timer(owner, method) for name, owner, method in (
+        ("the prompts through the backbone", generation_kronos, "_encode_prompt"),
+        ("attention over shared prompts", fast_decoding, "shared_prompt_attention"),
+        ("sampling", generation_kronos, "sample_tokens"))}
+    return outer, inner
+
+
+def timed_runs(forecast, args) -> list[dict]:
+    """
+    `args.repeats` timed forecasts of every window, with the GEMM rate measured before the first and after each: a
+    run's reference is the mean of the rates on either side of it, since the machine's speed drifts with other
+    processes.
+    """
+    rates, runs = [gemm_rate(args.threads)], []
+    for _ in range(args.repeats):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        forecast(args.windows)
+        wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start  # all threads; time given to other processes is not counted
+        rates.append(gemm_rate(args.threads))
+        runs.append({"wall": wall, "cpu": cpu, "before": rates[-2], "after": rates[-1],
+                     "rate": (rates[-2] + rates[-1]) / 2})
+    return runs
+
+
+def tokenizer_flops(tokenizer, args, window: int) -> tuple[float, float]:
+    """The tokenizer's linear work `(encode, decode)` in FLOPs, as the forecaster runs it (not counted as useful)."""
+    encode = 2 * linear_macs(tokenizer, ("embed", "encoder.", "quant")) * args.windows * args.lookback
+    decoder = 2 * linear_macs(tokenizer, ("decoder.", "head", "post_quant"))
+    # the window's context part once per series, the generated candles once per path (tokenizer_decoding); of the
+    # context's pass through the last decoder block only the keys and values are computed, and no head
+    last = f"decoder.{len(tokenizer.decoder) - 1}."
+    context_decoder = decoder - 2 * linear_macs(
+        tokenizer, ("head", last + "self_attn.q_proj", last + "self_attn.out_proj", last + "ffn.")
+    )
+    if args.paths > 1 and window > args.pred_len:
+        return encode, args.windows * ((window - args.pred_len) * context_decoder + args.paths * args.pred_len * decoder)
+    return encode, decoder * args.windows * args.paths * window
+
+
+def report_runs(args, runs: list[dict], prompts: float, generation: float) -> float:
+    """Print the case, the work and every run's rate; return the median share of the GEMM rate."""
+    useful = prompts + generation
+    print(f"case: {args.windows} windows x {args.paths} paths, lookback {args.lookback}, {args.pred_len} ahead, "
+          f"Kronos-small + Tokenizer-base sizes, {args.threads} threads")
+    print(f"useful predictor work:                    {useful / 1e9:8.1f} GFLOP "
+          f"(prompts {prompts / 1e9:.1f}, generation {generation / 1e9:.1f})")
+    for index, run in enumerate(runs, 1):
+        share = 100 * useful / run["wall"] / 1e9 / run["rate"]
+        run["share"] = share
+        print(f"run {index}: fp32 GEMM rate (2048^3, best of 5) {run['rate']:6.1f} GFLOP/s (before {run['before']:.1f}, "
+              f"after {run['after']:.1f}); wall {run['wall']:6.2f} s (CPU time {run['cpu']:.2f} s); useful rate "
+              f"{useful / run['wall'] / 1e9:5.1f} GFLOP/s = {share:.1f}% of GEMM")
+    median = float(np.median([run["share"] for run in runs]))
+    print(f"useful rate, median of {len(runs)} run(s):     {median:8.1f}% of GEMM (bar: 50%)")
+    return median
+
+
+def report_parts(outer: dict, inner: dict, runs: list[dict], useful: float, decode: float) -> None:
+    """Where a run's time goes (the timers' totals over the runs, per run), and the loop's and the decode's rates."""
+    count = len(runs)
+    wall = sum(run["wall"] for run in runs) / count
+    rate = sum(run["rate"] for run in runs) / count
+    print(f"where the time goes (per run, mean of {count}):")
+    accounted = 0.0
+    for name, timer in outer.items():
+        spent = timer.total / count
+        accounted += spent
+        print(f"  {name:28s} {spent:8.2f} s  {100 * spent / wall:5.1f}%  ({timer.calls // count} calls)")
+    print(f"  {'the rest (pandas, numpy)':28s} {wall - accounted:8.2f} s  {100 * (wall - accounted) / wall:5.1f}%")
+    for name, timer in inner.items():
+        spent = timer.total / count
+        print(f"    {name:34s} {spent:6.2f} s  {100 * spent / wall:5.1f}%  ({timer.calls // count} calls)")
+    loop = outer["predictor decoding loop"].total / count
+    print(f"predictor decoding loop alone: {useful / loop / 1e9:.1f} GFLOP/s = {100 * useful / loop / 1e9 / rate:.1f}% "
+          "of GEMM")
+    print(f"tokenizer decode rate: {decode / max(outer['tokenizer decode'].total / count, 1e-9) / 1e9:.1f} GFLOP/s")
+
+
+def main():
+    args = parse_args()
+    torch.set_num_threads(args.threads)
     forecaster = build(max_context=512)
     frames = [generate_klines(args.lookback, seed=i) for i in range(args.windows)]
     contexts = [f.drop(columns="timestamps") for f in frames]
@@ -137,63 +233,16 @@ def main():
                                         sample_count=args.paths, verbose=False, generator=generators)
 
     forecast(min(2, args.windows))  # warm-up: allocator, thread pool
-    timers = {name: Timer(owner, method) for name, owner, method in (
-        ("tokenizer encode", forecaster.tokenizer, "encode"),
-        ("predictor decoding loop", forecaster.model, "generate_tokens"),
-        ("tokenizer decode", forecaster, "_decode_window"))}
-    # inside the decoding loop (module functions, looked up at call time by their callers)
-    inner = {name: Timer(owner, method) for name, owner, method in (
-        ("the prompts through the backbone", generation_kronos, "_encode_prompt"),
-        ("attention over shared prompts", fast_decoding, "shared_prompt_attention"),
-        ("sampling", generation_kronos, "sample_tokens"))}
-    start, cpu_start = time.perf_counter(), time.process_time()
-    forecast(args.windows)
-    wall = time.perf_counter() - start
-    cpu = time.process_time() - cpu_start  # all threads; time the machine gave to other processes is not counted
-    rate_after = gemm_rate(args.threads)
-    # the machine's speed drifts (other processes): the rate around the forecast, and both ends shown
-    rate = (rate_before + rate_after) / 2
+    outer, inner = install_timers(forecaster)
+    runs = timed_runs(forecast, args)
 
-    model, tokenizer = forecaster.model, forecaster.tokenizer
-    prompts, generation = useful_flops(model, args.windows, args.paths, args.lookback, args.pred_len)
-    useful = prompts + generation
+    prompts, generation = useful_flops(forecaster.model, args.windows, args.paths, args.lookback, args.pred_len)
     window = min(args.lookback + args.pred_len, max(forecaster.max_context, args.pred_len))
-    encode = 2 * linear_macs(tokenizer, ("embed", "encoder.", "quant")) * args.windows * args.lookback
-    decoder = 2 * linear_macs(tokenizer, ("decoder.", "head", "post_quant"))
-    # the window's context part once per series, the generated candles once per path (tokenizer_decoding); of the
-    # context's pass through the last decoder block only the keys and values are computed, and no head
-    last = f"decoder.{len(tokenizer.decoder) - 1}."
-    context_decoder = decoder - 2 * linear_macs(
-        tokenizer, ("head", last + "self_attn.q_proj", last + "self_attn.out_proj", last + "ffn.")
-    )
-    if args.paths > 1 and window > args.pred_len:
-        decode = args.windows * ((window - args.pred_len) * context_decoder + args.paths * args.pred_len * decoder)
-    else:
-        decode = decoder * args.windows * args.paths * window
-
-    print(f"case: {args.windows} windows x {args.paths} paths, lookback {args.lookback}, {args.pred_len} ahead, "
-          f"Kronos-small + Tokenizer-base sizes, {args.threads} threads")
-    print(f"fp32 GEMM rate (2048^3, best of 5):       {rate:8.1f} GFLOP/s (before {rate_before:.1f}, after "
-          f"{rate_after:.1f})")
-    print(f"wall time:                                {wall:8.2f} s (CPU time {cpu:.2f} s on {args.threads} threads)")
-    print(f"useful predictor work:                    {useful / 1e9:8.1f} GFLOP "
-          f"(prompts {prompts / 1e9:.1f}, generation {generation / 1e9:.1f})")
-    print(f"useful rate:                              {useful / wall / 1e9:8.1f} GFLOP/s = "
-          f"{100 * useful / wall / 1e9 / rate:.1f}% of GEMM (bar: 50%)")
+    encode, decode = tokenizer_flops(forecaster.tokenizer, args, window)
+    report_runs(args, runs, prompts, generation)
     print(f"tokenizer linear work (not counted):      encode {encode / 1e9:.1f} GFLOP, decode {decode / 1e9:.1f} GFLOP "
           f"(the last {window}-token window: its context once per series, the rest per path)")
-    print("where the time goes:")
-    accounted = 0.0
-    for name, timer in timers.items():
-        accounted += timer.total
-        print(f"  {name:28s} {timer.total:8.2f} s  {100 * timer.total / wall:5.1f}%  ({timer.calls} calls)")
-    print(f"  {'the rest (pandas, numpy)':28s} {wall - accounted:8.2f} s  {100 * (wall - accounted) / wall:5.1f}%")
-    for name, timer in inner.items():
-        print(f"    {name:34s} {timer.total:6.2f} s  {100 * timer.total / wall:5.1f}%  ({timer.calls} calls)")
-    loop = timers["predictor decoding loop"].total
-    print(f"predictor decoding loop alone: {useful / loop / 1e9:.1f} GFLOP/s = {100 * useful / loop / 1e9 / rate:.1f}% "
-          "of GEMM")
-    print(f"tokenizer decode rate: {decode / max(timers['tokenizer decode'].total, 1e-9) / 1e9:.1f} GFLOP/s")
+    report_parts(outer, inner, runs, prompts + generation, decode)
 
 
 if __name__ == "__main__":
