@@ -180,22 +180,19 @@ def tokenizer_flops(tokenizer, args, window: int) -> tuple[float, float]:
     return encode, decoder * args.windows * args.paths * window
 
 
-def report_runs(args, runs: list[dict], prompts: float, generation: float) -> float:
-    """Print the case, the work and every run's rate; return the median share of the GEMM rate."""
+def report_runs(args, runs: list[dict], prompts: float, generation: float) -> None:
+    """Print the case, the work, every run's rate and the median share of the GEMM rate."""
     useful = prompts + generation
     print(f"case: {args.windows} windows x {args.paths} paths, lookback {args.lookback}, {args.pred_len} ahead, "
           f"Kronos-small + Tokenizer-base sizes, {args.threads} threads")
     print(f"useful predictor work:                    {useful / 1e9:8.1f} GFLOP "
           f"(prompts {prompts / 1e9:.1f}, generation {generation / 1e9:.1f})")
-    for index, run in enumerate(runs, 1):
-        share = 100 * useful / run["wall"] / 1e9 / run["rate"]
-        run["share"] = share
+    shares = [100 * useful / run["wall"] / 1e9 / run["rate"] for run in runs]
+    for index, (run, share) in enumerate(zip(runs, shares), 1):
         print(f"run {index}: fp32 GEMM rate (2048^3, best of 5) {run['rate']:6.1f} GFLOP/s (before {run['before']:.1f}, "
               f"after {run['after']:.1f}); wall {run['wall']:6.2f} s (CPU time {run['cpu']:.2f} s); useful rate "
               f"{useful / run['wall'] / 1e9:5.1f} GFLOP/s = {share:.1f}% of GEMM")
-    median = float(np.median([run["share"] for run in runs]))
-    print(f"useful rate, median of {len(runs)} run(s):     {median:8.1f}% of GEMM (bar: 50%)")
-    return median
+    print(f"useful rate, median of {len(runs)} run(s):     {float(np.median(shares)):8.1f}% of GEMM (bar: 50%)")
 
 
 def report_parts(outer: dict, inner: dict, runs: list[dict], useful: float, decode: float) -> None:
